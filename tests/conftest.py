@@ -1,0 +1,59 @@
+"""Shared fixtures: the real EfficientNet-Lite0 (loaded once), skimage images, toy networks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import xai_lab
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    return xai_lab.load_model("efficientnet_lite0")
+
+
+@pytest.fixture(scope="session")
+def resnet18():
+    torch.manual_seed(0)
+    return xai_lab.load_model("resnet18", weights=None)
+
+
+@pytest.fixture(scope="session")
+def coffee_chelsea(lite0):
+    """coffee and chelsea from scikit-image, preprocessed for EfficientNet-Lite0: [2, 3, 224, 224]."""
+    from skimage import data
+
+    return torch.stack([lite0.preprocess(data.coffee()), lite0.preprocess(data.chelsea())])
+
+
+class TinyConvNet(nn.Module):
+    """conv(3->4, 3x3) -> ReLU -> conv(4->3) -> ReLU [feature map] -> global average pool -> linear(3->5)."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.act1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(4, 3, 3, padding=1)
+        self.act2 = nn.ReLU()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.flatten = nn.Flatten()
+        self.fc = nn.Linear(3, 5)
+        with torch.no_grad():
+            for p in self.parameters():
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+    def forward(self, x):
+        return self.fc(self.flatten(self.pool(self.act2(self.conv2(self.act1(self.conv1(x)))))))
+
+
+@pytest.fixture
+def tiny():
+    return TinyConvNet().eval()
+
+
+@pytest.fixture
+def tiny_input():
+    return torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))

@@ -1,0 +1,98 @@
+"""Hooks, written once: find a layer by name, record layer outputs during a forward pass, and
+temporarily replace what modules return. Every hook is removed when the ``with`` block ends,
+also when it ends with an exception.
+"""
+from __future__ import annotations
+
+import difflib
+from contextlib import contextmanager
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+
+def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
+    """``layer`` as a module name (``"features"``, ``"layer4.1.conv2"``) or a module of ``model``
+    -> (name, module). Unknown names raise a ``ValueError`` that lists the closest names."""
+    modules = dict(model.named_modules())
+    if isinstance(layer, nn.Module):
+        for name, module in modules.items():
+            if module is layer:
+                return name, module
+        raise ValueError(f"The module {type(layer).__name__} passed as layer is not part of the model")
+    if not isinstance(layer, str):
+        raise TypeError(f"layer must be a module name or a module, not {type(layer).__name__}")
+    if layer not in modules:
+        close = difflib.get_close_matches(layer, [n for n in modules if n], n=5, cutoff=0.5)
+        hint = f"; close names: {', '.join(close)}" if close else "; see dict(model.named_modules()) for the names"
+        raise ValueError(f"Unknown layer {layer!r}{hint}")
+    return layer, modules[layer]
+
+
+@contextmanager
+def forward_hooks(modules: Iterable[nn.Module], hook: Callable) -> Iterator[None]:
+    """Register ``hook(module, inputs, output)`` as a forward hook on every module; remove them all on exit."""
+    handles = []
+    try:
+        for module in modules:
+            handles.append(module.register_forward_hook(hook))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+class LayerRecorder:
+    """Record the outputs of named layers during forward passes, keeping the autograd graph so
+    gradients can be taken with respect to them.
+
+    The hook hands the next layer a copy of the output, so an in-place operation that follows
+    (``ReLU(inplace=True)`` after a convolution in torchvision models) cannot overwrite the
+    recorded tensor. Outputs that are tuples keep their first element.
+    """
+
+    def __init__(self, model: nn.Module, layers: Iterable[str | nn.Module]):
+        self.named = [resolve_layer(model, layer) for layer in layers]
+        self.outputs: dict[str, list[torch.Tensor]] = {}
+        self._stack = None
+
+    def __enter__(self) -> "LayerRecorder":
+        self.outputs = {name: [] for name, _ in self.named}
+        name_of = {id(module): name for name, module in self.named}
+
+        def hook(module, inputs, output):
+            tensor = output[0] if isinstance(output, (tuple, list)) else output
+            self.outputs[name_of[id(module)]].append(tensor)
+            if isinstance(output, torch.Tensor):
+                return output.clone()
+            return None
+
+        self._stack = forward_hooks([m for _, m in self.named], hook)
+        self._stack.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self._stack.__exit__(*exc)
+        return False
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        """The single output of layer ``name`` in the last forward pass."""
+        outs = self.outputs[name]
+        if len(outs) != 1:
+            raise RuntimeError(f"Layer {name!r} ran {len(outs)} times in one forward pass; explain a layer "
+                               "that runs once (a module reused in several places has no single feature map)")
+        return outs[0]
+
+    def clear(self) -> None:
+        for outs in self.outputs.values():
+            outs.clear()
+
+
+def hook_count(model: nn.Module) -> int:
+    """Number of hooks registered on ``model`` and its submodules (0 after any explanation)."""
+    total = 0
+    for module in model.modules():
+        for attr in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks"):
+            total += len(getattr(module, attr, {}))
+    return total

@@ -1,0 +1,37 @@
+"""Target selection: which class score each image is explained for."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+Target = int | Sequence[int] | torch.Tensor | None
+
+
+def resolve_targets(target: Target, logits: torch.Tensor) -> torch.Tensor:
+    """``None`` -> the predicted class of each image; an int -> that class for every image; one
+    int per image -> those. Returns a long tensor [N] on the logits' device; classes outside
+    ``[0, C)`` raise a ``ValueError``."""
+    n, num_classes = logits.shape
+    if target is None:
+        return logits.detach().argmax(dim=1)
+    if isinstance(target, bool):
+        raise TypeError("target must be an int, one int per image, or None")
+    if isinstance(target, int):
+        targets = torch.full((n,), target, dtype=torch.long)
+    else:
+        targets = torch.as_tensor(target).flatten()
+        if targets.is_floating_point() or targets.dtype == torch.bool:
+            raise TypeError(f"targets must be integers, got {targets.dtype}")
+        if targets.numel() != n:
+            raise ValueError(f"Got {targets.numel()} targets for {n} images; give one per image or a single int")
+        targets = targets.long()
+    bad = targets[(targets < 0) | (targets >= num_classes)]
+    if bad.numel():
+        raise ValueError(f"Target class {int(bad[0])} is out of range: the model has {num_classes} classes (0..{num_classes - 1})")
+    return targets.to(logits.device)
+
+
+def target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The logit of each image's target class, [N]."""
+    return logits.gather(1, targets.view(-1, 1)).squeeze(1)
