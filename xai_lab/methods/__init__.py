@@ -1,10 +1,15 @@
-"""Explanation methods, one module per family. Importing this package registers each method
-with ``explain``; calling it, ``xai_lab.methods()``, lists their names."""
+"""Explanation methods, one module per family. Importing this package imports every module in
+it, which registers each method with ``explain``; calling it, ``xai_lab.methods()``, lists
+their names."""
+import importlib
+import pkgutil
 import sys
 import types
 
 from ..explain import methods as _method_names
-from . import cam, gradients  # noqa: F401  (registers the methods)
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
 class _CallablePackage(types.ModuleType):
