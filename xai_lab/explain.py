@@ -188,7 +188,7 @@ class Context:
     @torch.no_grad()
     def probabilities(self, batches: Iterator[torch.Tensor], total: int | None = None, desc: str = "") -> torch.Tensor:
         """Softmax outputs of every batch, concatenated, with a progress bar when asked."""
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         outs = []
         for batch in tqdm(batches, total=total, desc=desc, disable=not self.progress, leave=False):
@@ -238,7 +238,8 @@ def explain(classifier_or_model, x, method: str = "gradcam", target: Target = No
     ``classifier_or_model``: a :class:`~xai_lab.models.Classifier` (its ``default_layer`` is used
     when ``layer`` is None) or a bare ``nn.Module``. ``target``: None (predicted class), an int or
     one int per image. ``layer``: module name or module, for layer methods. ``seed`` makes
-    stochastic methods reproducible. ``options`` go to the method (see its docstring).
+    stochastic methods reproducible. ``progress``: show progress bars for long methods (default:
+    when standard error is a terminal). ``options`` go to the method (see its docstring).
     """
     from .models import Classifier
 
@@ -271,7 +272,9 @@ def explain(classifier_or_model, x, method: str = "gradcam", target: Target = No
         seed = int(torch.randint(0, 2**62, (1,)))
     generator = torch.Generator(device=model_device).manual_seed(seed)
     if progress is None:
-        progress = True
+        import sys
+
+        progress = sys.stderr.isatty()
     ctx = Context(model, x, target, named_layer, classifier, generator, progress)
 
     start = time.perf_counter()

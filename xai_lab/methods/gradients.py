@@ -17,7 +17,7 @@ def input_gradient(ctx: Context, inputs: torch.Tensor, repeats: int = 1) -> torc
 
 def _in_chunks(ctx: Context, make_inputs, total: int, batch_size: int, desc: str):
     """Yield (inputs, gradient) for ``total`` copies of the batch, ``batch_size`` copies at a time."""
-    from tqdm.auto import trange
+    from tqdm import trange
 
     for start in trange(0, total, batch_size, desc=desc, disable=not ctx.progress or total <= batch_size, leave=False):
         k = min(batch_size, total - start)
