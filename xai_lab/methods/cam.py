@@ -126,3 +126,137 @@ def hirescam(ctx: Context, relu: bool = True) -> Result:
 def layercam(ctx: Context, relu: bool = True) -> Result:
     """LayerCAM (Jiang et al. 2021): ReLU(sum_k ReLU(G_k) * A_k)."""
     return _gradient_cam(ctx, layercam_weights, relu)
+
+
+# --- CAM and Smooth Grad-CAM++ ------------------------------------------------------------
+
+from contextlib import contextmanager  # noqa: E402
+from typing import Iterator, Sequence  # noqa: E402
+
+from ..capture import forward_hooks, resolve_layer  # noqa: E402
+from ..explain import upsample  # noqa: E402
+
+
+@register("cam", family="cam", needs_layer=True)
+def cam(ctx: Context, head: str | None = None, relu: bool = False) -> Result:
+    """CAM (Zhou et al. 2016) for networks ending in global average pooling + one linear layer:
+    M_c = sum_k w_ck A_k, with w_c the head's weight row for the target class (bias left out, so
+    y_c = mean_ij M_c + b_c). One forward pass, no gradient.
+
+    ``head``: name of the final ``nn.Linear`` (default: the classifier's ``head``; required for a
+    bare module, e.g. ``head="fc"``). The layer must be the feature map fed to the pooling, its
+    channel count equal to the head's ``in_features``. ``relu=False`` by default: the paper's map
+    is the signed sum; ``relu=True`` keeps only the positive evidence, as Grad-CAM does."""
+    name = head if head is not None else (ctx.classifier.head if ctx.classifier is not None else None)
+    if name is None:
+        what = f"classifier {ctx.classifier.name!r}" if ctx.classifier is not None else "a bare model"
+        raise ValueError(f"CAM needs a network ending in global average pooling + one Linear layer; {what} has "
+                         "no such head (pass head='<name of the final nn.Linear>' if it has one)")
+    name, linear = resolve_layer(ctx.model, name)
+    if not isinstance(linear, torch.nn.Linear):
+        raise ValueError(f"CAM head {name!r} is a {type(linear).__name__}, not an nn.Linear")
+    with torch.no_grad(), LayerRecorder(ctx.model, [ctx.layer]) as recorder:
+        ctx.scores(ctx.forward(ctx.x))  # fixes the target classes
+        activations = recorder[ctx.layer_name]
+    if activations.dim() != 4 or activations.shape[1] != linear.in_features:
+        raise ValueError(f"Layer {ctx.layer_name!r} gives shape {list(activations.shape)} but head {name!r} expects "
+                         f"{linear.in_features} channels: CAM needs the feature map that is pooled into the head")
+    weights = linear.weight[ctx.targets][:, :, None, None]
+    return Result(layer_map=weighted_sum(activations, weights, relu))
+
+
+def neuron_mask(neurons: Sequence[tuple[int, int]], region: bool, h: int, w: int, device) -> torch.Tensor:
+    """[h, w] 0/1 mask: the box spanned by the (row, column) ``neurons`` (``region=True``) or
+    just those positions (``region=False``)."""
+    rows, cols = zip(*[(int(i), int(j)) for i, j in neurons]) if len(neurons) else ((), ())
+    if not rows or min(rows) < 0 or max(rows) >= h or min(cols) < 0 or max(cols) >= w:
+        raise ValueError(f"neurons must be a non-empty list of (row, column) positions inside the {h}x{w} feature map, "
+                         f"got {list(neurons)}")
+    mask = torch.zeros(h, w, device=device)
+    if region:
+        mask[min(rows):max(rows) + 1, min(cols):max(cols) + 1] = 1
+    else:
+        mask[list(rows), list(cols)] = 1
+    return mask
+
+
+@contextmanager
+def _clipped_layer(ctx: Context, neurons, region: bool) -> Iterator[None]:
+    """Within the block the layer outputs A * mask (activations outside the neurons set to zero)."""
+    if neurons is None:
+        yield
+        return
+
+    def hook(module, inputs, output):
+        return output * neuron_mask(neurons, region, output.shape[-2], output.shape[-1], output.device)
+
+    with forward_hooks([ctx.layer], hook):
+        yield
+
+
+@register("smoothgradcampp", family="cam", needs_layer=True)
+def smoothgradcampp(ctx: Context, n_samples: int = 16, sigma: float = 0.3, batch_size: int = 8,
+                    filters: Sequence[int] | None = None, neurons: Sequence[tuple[int, int]] | None = None,
+                    region: bool = True, variant: str = "paper", relu: bool = True) -> Result:
+    """Smooth Grad-CAM++ (Omeiza et al. 2019): Grad-CAM++ on derivatives averaged over ``n_samples``
+    copies x + N(0, sigma^2) (``sigma`` in model-input units).
+
+    With Y = exp(y_c) and G_m = dy_c/dA on copy m: D1 = mean_m e^y_m G_m, D2 = mean_m e^y_m G_m^2,
+    D3 = mean_m e^y_m G_m^3; alpha = D2 / (2 D2 + sum_ab A_ab D3) and w_k = sum_ij alpha_kij ReLU(D1_kij)
+    with A the clean input's activations; map = ReLU(sum_k w_k A_k). The numerator of alpha is D2,
+    as the Grad-CAM++ derivation gives (torchcam notes that the paper prints D1 there). Sigma = 0
+    gives Grad-CAM++; so does any sigma, up to a positive scale, at a layer followed only by
+    pooling + linear, where G does not depend on the input.
+
+    * ``filters=[k, ...]``: the map sums only those channels; ``extras["filter_maps"]``
+      [N, len(filters), H, W] holds each channel's map w_k A_k (rectified if ``relu``) upsampled.
+    * ``neurons=[(i, j), ...]``: the layer's activations outside the box spanned by the positions
+      (``region=True``) or outside the positions themselves (``region=False``) are set to zero in
+      every forward pass; A and G are then those of the clipped layer (the map is 0 outside).
+    * ``variant="torchcam"`` reproduces torchcam 0.5's ``SmoothGradCAMpp``: no exponential,
+      alpha = mean G^2 / (2 mean G^2 + sum_ab A_ab mean G^3 + 1e-8), and both ReLU(G) in w_k and
+      the activations of the final sum taken from the LAST noisy copy.
+    Passes: 1 clean forward + ``n_samples`` forward and backward, ``batch_size`` copies at a time."""
+    from tqdm.auto import trange
+
+    if variant not in ("paper", "torchcam"):
+        raise ValueError(f"variant must be 'paper' or 'torchcam', not {variant!r}")
+    if n_samples < 1 or batch_size < 1:
+        raise ValueError("n_samples and batch_size must be >= 1")
+    x, n = ctx.x, ctx.n
+    sums = [0, 0, 0]
+    with _clipped_layer(ctx, neurons, region), LayerRecorder(ctx.model, [ctx.layer]) as recorder:
+        with torch.no_grad():
+            ctx.scores(ctx.forward(x))  # clean activations; fixes the target classes
+        A = recorder[ctx.layer_name]
+        if A.dim() != 4:
+            raise ValueError(f"Layer {ctx.layer_name!r} gives a tensor of shape {list(A.shape)}; "
+                             "CAM methods need a feature map [N, K, h, w]")
+        for start in trange(0, n_samples, batch_size, desc="smooth grad-cam++", leave=False,
+                            disable=not ctx.progress or n_samples <= batch_size):
+            k = min(batch_size, n_samples - start)
+            recorder.clear()
+            eps = torch.randn((k * n,) + x.shape[1:], generator=ctx.generator, device=x.device, dtype=x.dtype)
+            scores = ctx.scores(ctx.forward(x.repeat(k, 1, 1, 1) + sigma * eps), repeats=k)
+            noisy_A = recorder[ctx.layer_name]
+            (G,) = ctx.grad(scores, noisy_A)
+            scale = scores.detach().exp().view(-1, 1, 1, 1) if variant == "paper" else 1.0
+            for i in range(3):
+                sums[i] = sums[i] + (scale * G.pow(i + 1)).view(k, *A.shape).sum(0)
+    g1, g2, g3 = (s / n_samples for s in sums)
+    if variant == "paper":
+        weights = gradcampp_from_derivatives(A, g1, g2, g3)
+    else:
+        alpha = g2 / (2 * g2 + A.sum(dim=(2, 3), keepdim=True) * g3 + 1e-8)
+        weights = (alpha * G[-n:].clamp_min(0)).sum(dim=(2, 3), keepdim=True)
+        A = noisy_A[-n:].detach()
+    extras = {}
+    if filters is not None:
+        index = torch.as_tensor(list(filters), dtype=torch.long, device=A.device)
+        if index.numel() == 0 or index.min() < 0 or index.max() >= A.shape[1]:
+            raise ValueError(f"filters must be channel indices in [0, {A.shape[1]}), got {list(filters)}")
+        weights, A = weights[:, index], A[:, index]
+        per_filter = weights * A
+        per_filter = per_filter.clamp_min(0) if relu else per_filter
+        extras["filter_maps"] = upsample(per_filter.flatten(0, 1), x.shape[-2:]).view(n, len(index), *x.shape[-2:])
+    return Result(layer_map=weighted_sum(A, weights, relu), extras=extras)
