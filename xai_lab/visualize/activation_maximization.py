@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from ..explain import eval_mode
-from .objective import objective, unwrap
+from ..models import unwrap
+from .objective import objective
 
 
 @dataclass

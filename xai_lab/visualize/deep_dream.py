@@ -8,7 +8,8 @@ import torch.nn.functional as F
 
 from ..explain import eval_mode
 from .activation_maximization import Visualization
-from .objective import objective, unwrap
+from ..models import unwrap
+from .objective import objective
 
 
 def deep_dream(classifier_or_model, image: torch.Tensor, layer, octaves: int = 3, steps: int = 10,

@@ -9,17 +9,6 @@ from torch import nn
 from ..capture import LayerRecorder
 
 
-def unwrap(classifier_or_model) -> tuple[nn.Module, object]:
-    """(model, classifier or None)."""
-    from ..models import Classifier
-
-    if isinstance(classifier_or_model, Classifier):
-        return classifier_or_model.model, classifier_or_model
-    if isinstance(classifier_or_model, nn.Module):
-        return classifier_or_model, None
-    raise TypeError(f"Expected a Classifier or nn.Module, got {type(classifier_or_model).__name__}")
-
-
 def objective(model: nn.Module, target) -> Callable[[torch.Tensor], torch.Tensor]:
     """``target``: a class index -> that logit; ``(layer, channel)`` -> mean activation of the
     channel; ``(layer, None)`` -> mean square of the whole layer (DeepDream). Returns
