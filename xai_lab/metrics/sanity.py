@@ -1,0 +1,97 @@
+"""Sanity checks for saliency maps (Adebayo et al. 2018): a map that explains the model must
+change when the model's weights are destroyed, and a class-discriminative map must change when
+another class is explained."""
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..explain import explain, normalize_per_image
+from ..models import unwrap
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman rank correlation of two maps (average ranks for ties)."""
+    from scipy.stats import spearmanr
+
+    r = spearmanr(a.flatten().numpy(), b.flatten().numpy()).statistic
+    return 0.0 if np.isnan(r) else float(r)
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Structural similarity of two maps after per-map min-max normalisation to [0, 1]."""
+    from skimage.metrics import structural_similarity
+
+    a, b = normalize_per_image(torch.stack([a, b])).numpy()
+    return float(structural_similarity(a, b, data_range=1.0))
+
+
+def parameter_layers(model: nn.Module) -> list[str]:
+    """Names of the modules that own parameters directly, in forward-definition order."""
+    return [name for name, m in model.named_modules() if name and any(True for _ in m.parameters(recurse=False))]
+
+
+def _reinitialise(module: nn.Module, generator: torch.Generator) -> None:
+    with torch.no_grad():
+        for name, p in module.named_parameters(recurse=False):
+            if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                p.copy_(torch.ones_like(p) if name == "weight" else torch.zeros_like(p))
+            else:
+                fan_in = p[0].numel() if p.dim() > 1 else p.numel()
+                p.copy_(torch.randn(p.shape, generator=generator) / fan_in ** 0.5)
+
+
+def sanity_check(classifier_or_model, x: torch.Tensor, method: str, target=None, steps: int | None = None,
+                 seed: int = 0, **options) -> dict:
+    """Cascading model randomisation: re-initialise the parameter layers from the top (output)
+    down, one group at a time, on a copy of the model, and compare each map with the original.
+
+    ``steps``: how many cascade stages (layers grouped evenly; default every parameter layer).
+    Returns ``layers`` (the last layer randomised at each stage), ``spearman`` and ``ssim``
+    [stages, N] (|map| for Spearman as in the paper's "absolute" variant), ``maps`` [stages, N, H, W],
+    and the random-target test ``random_target_spearman`` [N]: the map for another (random)
+    class against the map for the target (a class-discriminative method gives a low value).
+    """
+    model, classifier = unwrap(classifier_or_model)
+    original = explain(classifier_or_model, x, method=method, target=target, seed=seed, **options)
+    targets = original.target
+    layers = parameter_layers(model)[::-1]
+    if steps is not None:
+        cut = np.linspace(0, len(layers), steps + 1).round().astype(int)[1:]
+    else:
+        cut = np.arange(1, len(layers) + 1)
+    copy_model = copy.deepcopy(model)
+    modules = dict(copy_model.named_modules())
+    subject = copy.copy(classifier) if classifier is not None else copy_model
+    if classifier is not None:
+        subject.model = copy_model
+    g = torch.Generator().manual_seed(seed)
+    done, names, rho, sim, maps = 0, [], [], [], []
+    for end in cut:
+        for name in layers[done:end]:
+            _reinitialise(modules[name], g)
+        done = end
+        e = explain(subject, x, method=method, target=targets, seed=seed, **options)
+        names.append(layers[end - 1])
+        maps.append(e.saliency)
+        rho.append([spearman(a.abs(), b.abs()) for a, b in zip(original.saliency, e.saliency)])
+        sim.append([ssim(a, b) for a, b in zip(original.saliency, e.saliency)])
+    num_classes = len(classifier.categories) if classifier is not None else None
+    if num_classes is None:
+        with torch.no_grad():
+            num_classes = model(x[:1] if x.dim() == 4 else x[None]).shape[1]
+    shift = torch.randint(1, num_classes, (len(targets),), generator=g)
+    other = (targets + shift) % num_classes
+    e_other = explain(classifier_or_model, x, method=method, target=other, seed=seed, **options)
+    return {
+        "layers": names,
+        "spearman": torch.tensor(rho),
+        "ssim": torch.tensor(sim),
+        "maps": torch.stack(maps),
+        "original": original.saliency,
+        "random_target": other,
+        "random_target_spearman": torch.tensor([spearman(a, b) for a, b in zip(original.saliency, e_other.saliency)]),
+    }
