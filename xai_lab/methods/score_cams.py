@@ -1,0 +1,167 @@
+"""Class activation maps without gradients: channel weights from forward passes on masked
+inputs (Score-CAM), from ablating channels (Ablation-CAM), or from the principal component of
+the activations (Eigen-CAM). Each returns a layer map ``ReLU(sum_k w_k A_k)`` or a projection of
+the activations ``A`` [N, K, h, w] of one clean forward pass.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+
+from ..capture import LayerRecorder
+from ..explain import Context, Result, normalize_per_image, register, upsample
+from .cam import weighted_sum
+
+
+@torch.no_grad()
+def layer_activations(ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
+    """(A [N, K, h, w], target logits [N]) from one clean forward pass, which also fixes the targets."""
+    with LayerRecorder(ctx.model, [ctx.layer]) as recorder:
+        scores = ctx.scores(ctx.forward(ctx.x))
+        activations = recorder[ctx.layer_name]
+    if activations.dim() != 4:
+        raise ValueError(f"Layer {ctx.layer_name!r} gives a tensor of shape {list(activations.shape)}; "
+                         "CAM methods need a feature map [N, K, h, w]")
+    return activations, scores
+
+
+@torch.no_grad()
+def _logits(ctx: Context, batches, total: int, desc: str) -> torch.Tensor:
+    """Raw logits of every batch, concatenated, with a progress bar when asked."""
+    from tqdm.auto import tqdm
+
+    return torch.cat([ctx.forward(b) for b in tqdm(batches, total=total, desc=desc, disable=not ctx.progress,
+                                                    leave=False)])
+
+
+@register("scorecam", family="cam", needs_layer=True)
+def scorecam(ctx: Context, batch_size: int = 32, score: str = "probability", align_corners: bool = False,
+             relu: bool = True) -> Result:
+    """Score-CAM (Wang et al. 2020): ReLU(sum_k w_k A_k), w_k = softmax(f(x * M_k))_c.
+
+    M_k is channel k upsampled to the input size and min-max scaled to [0, 1]; the N*K masked
+    inputs go through the model ``batch_size`` at a time (K forward passes per image).
+    ``score="probability"`` (the paper and its authors' code): w_k is the softmax probability of
+    the target class; constant channels carry no location and get w_k = 0, as the authors' code
+    skips them. ``score="logit"`` (the ``grad-cam`` library): w = softmax over the K channels of the
+    target logits of the masked inputs. ``align_corners=True`` upsamples the masks as that library
+    does (corner-aligned bilinear) instead of with half-pixel centres; the logit softmax is sharp,
+    so this detail alone moves its maps (Pearson 0.58-0.94 with the library on EfficientNet-Lite0
+    without it).
+    ``extras``: ``scores`` [N, K], ``weights`` [N, K]."""
+    if score not in ("probability", "logit"):
+        raise ValueError(f"score must be 'probability' or 'logit', not {score!r}")
+    A, _ = layer_activations(ctx)
+    n, k = A.shape[:2]
+    rows = A.transpose(0, 1).reshape(k * n, *A.shape[2:])  # row j: channel j // n of image j % n
+    size = tuple(ctx.x.shape[-2:])
+    constant = (rows.flatten(1).amax(1) == rows.flatten(1).amin(1)).view(k, n).T
+
+    def masked():
+        for start in range(0, k * n, batch_size):
+            index = torch.arange(start, min(start + batch_size, k * n), device=A.device)
+            if align_corners:
+                masks = F.interpolate(rows[index, None], size=size, mode="bilinear", align_corners=True)[:, 0]
+            else:
+                masks = upsample(rows[index], size)
+            masks = normalize_per_image(masks)
+            yield ctx.x[index % n] * masks[:, None]
+
+    total = -(-k * n // batch_size)
+    if score == "probability":
+        scores = ctx.scores(ctx.probabilities(masked(), total=total, desc="Score-CAM"), repeats=k).view(k, n).T
+        weights = torch.where(constant, torch.zeros_like(scores), scores)
+    else:
+        scores = ctx.scores(_logits(ctx, masked(), total, "Score-CAM"), repeats=k).view(k, n).T
+        weights = torch.softmax(scores, dim=1)
+    layer_map = weighted_sum(A, weights[:, :, None, None], relu)
+    return Result(layer_map=layer_map, extras={"scores": scores, "weights": weights})
+
+
+@contextmanager
+def _output_replaced(module: torch.nn.Module, make_output) -> Iterator[None]:
+    """While active, ``module(...)`` skips its own computation and returns ``make_output()``."""
+    own = module.__dict__.get("forward")
+    module.forward = lambda *args, **kwargs: make_output()
+    try:
+        yield
+    finally:
+        if own is None:
+            del module.forward
+        else:
+            module.forward = own
+
+
+@register("ablationcam", family="cam", needs_layer=True)
+def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only: bool = True) -> Result:
+    """Ablation-CAM (Desai & Ramaswamy 2020): ReLU(sum_k w_k A_k), w_k = (y_c - y_c^k) / y_c.
+
+    y_c^k is the target logit with channel k of the layer's output set to zero. The clean activations A are recorded once; then the layer, instead of computing, returns
+    ``batch_size`` copies of A with channel k zeroed in copy k, and the rest of the network runs on
+    them. ``tail_only=True``: a single image goes in, so the modules that run before the layer do
+    so once per batch of channels, on one image, and a skip connection from them broadcasts over the
+    copies (for ``layer="features"`` nothing runs before it); a network that concatenates earlier
+    features with later ones fails then: use ``tail_only=False``, which sends a copy of the image
+    per ablated channel. Cost: forward_passes = 1 + K, counting every ablated copy as one pass
+    although only the part after the layer runs for it. ``extras``: ``scores`` [N],
+    ``ablated_scores`` [N, K], ``weights`` [N, K]."""
+    from tqdm.auto import tqdm
+
+    A, y = layer_activations(ctx)
+    n, k = A.shape[:2]
+    state = {}
+
+    def ablated_copies() -> torch.Tensor:
+        state["calls"] += 1
+        if state["calls"] > 1:
+            raise RuntimeError(f"Layer {ctx.layer_name!r} runs more than once per forward pass; "
+                               "Ablation-CAM needs a layer that runs once")
+        channels = state["channels"]
+        copies = A[state["image"]].repeat(len(channels), 1, 1, 1)
+        copies[torch.arange(len(channels), device=A.device), channels] = 0
+        return copies
+
+    chunks = [(i, start) for i in range(n) for start in range(0, k, batch_size)]
+    ablated = A.new_empty(n, k)
+    with torch.no_grad(), _output_replaced(ctx.layer, ablated_copies):
+        for i, start in tqdm(chunks, desc="Ablation-CAM", disable=not ctx.progress, leave=False):
+            channels = torch.arange(start, min(start + batch_size, k), device=A.device)
+            state.update(calls=0, image=i, channels=channels)
+            if tail_only:
+                logits = ctx.forward(ctx.x[i:i + 1])
+                ctx.forward_images += len(channels) - 1  # every ablated copy counts as one pass
+            else:
+                logits = ctx.forward(ctx.x[i:i + 1].expand(len(channels), -1, -1, -1))
+            ablated[i, channels] = logits[:, ctx.targets[i]]
+    weights = (y[:, None] - ablated) / y[:, None]
+    layer_map = weighted_sum(A, weights[:, :, None, None], relu)
+    return Result(layer_map=layer_map, extras={"scores": y, "ablated_scores": ablated, "weights": weights})
+
+
+@register("eigencam", family="cam", needs_layer=True)
+def eigencam(ctx: Context, center: bool = True, relu: bool = True) -> Result:
+    """Eigen-CAM (Muhammad & Yeasin 2020): the activations projected on their first principal component.
+
+    map = ReLU(M v_1), M = A reshaped to [h*w, K], v_1 its first right singular vector. Not class
+    discriminative: no gradients, no scores, the same map for every target.
+
+    ``center=True`` subtracts the mean over positions before the SVD (principal components, as the
+    ``grad-cam`` library does); ``center=False`` decomposes M itself, as the paper's equation reads.
+    The sign of v_1 is arbitrary; it is chosen so that the projection correlates positively with
+    the channel sum of the activations (a positive map where the layer is active).
+    ``extras["component"]``: v_1 [N, K]."""
+    A, _ = layer_activations(ctx)
+    n, k, h, w = A.shape
+    M = A.flatten(2).transpose(1, 2)
+    if center:
+        M = M - M.mean(dim=1, keepdim=True)
+    v = torch.linalg.svd(M, full_matrices=False).Vh[:, 0]
+    projection = (M @ v[:, :, None])[:, :, 0]
+    total = A.sum(dim=1).flatten(1)
+    sign = torch.sign(((projection - projection.mean(1, keepdim=True)) * total).sum(1, keepdim=True))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    layer_map = (sign * projection).view(n, h, w)
+    return Result(layer_map=layer_map.clamp_min(0) if relu else layer_map, extras={"component": sign * v})
