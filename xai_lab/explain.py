@@ -23,26 +23,38 @@ from .targets import Target, resolve_targets, target_scores
 
 
 @dataclass(frozen=True)
+class SharedPass:
+    """Methods that are functions of one common computation: ``compute(ctx)`` runs it (e.g. one
+    forward and one backward pass to a layer) and ``finish(computed, **options) -> Result`` turns
+    it into one method's map. ``explain`` with several such methods runs ``compute`` once."""
+
+    compute: Callable
+    finish: Callable
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     name: str
     fn: Callable
     family: str
     needs_layer: bool
     summary: str
+    shared: SharedPass | None = None
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register(name: str, *, family: str, needs_layer: bool = False) -> Callable:
+def register(name: str, *, family: str, needs_layer: bool = False, shared: SharedPass | None = None) -> Callable:
     """Decorator: register ``fn(ctx, **options) -> Result`` as ``explain(..., method=name)``.
-    ``family`` groups methods in tables ("gradient", "cam", "perturbation", ...)."""
+    ``family`` groups methods in tables ("gradient", "cam", "perturbation", ...); ``shared``
+    declares that ``fn(ctx, **o) == shared.finish(shared.compute(ctx), **o)``."""
 
     def decorate(fn: Callable) -> Callable:
         if name in _REGISTRY:
             raise ValueError(f"Method {name!r} is registered twice")
         summary = (inspect.getdoc(fn) or "").split("\n", 1)[0]
-        _REGISTRY[name] = MethodSpec(name, fn, family, needs_layer, summary)
+        _REGISTRY[name] = MethodSpec(name, fn, family, needs_layer, summary, shared)
         return fn
 
     return decorate
@@ -231,8 +243,9 @@ def _option_names(fn: Callable) -> list[str]:
     return [p for p in inspect.signature(fn).parameters if p != "ctx"]
 
 
-def explain(classifier_or_model, x, method: str = "gradcam", target: Target = None, layer=None,
-            seed: int | None = None, device=None, progress: bool | None = None, **options) -> Explanation:
+def explain(classifier_or_model, x, method: str | Sequence[str] | dict = "gradcam", target: Target = None,
+            layer=None, seed: int | None = None, device=None, progress: bool | None = None,
+            **options) -> Explanation | dict[str, Explanation]:
     """Explain the model's score for ``target`` on a preprocessed batch ``x`` with ``method``.
 
     ``classifier_or_model``: a :class:`~xai_lab.models.Classifier` (its ``default_layer`` is used
@@ -240,31 +253,48 @@ def explain(classifier_or_model, x, method: str = "gradcam", target: Target = No
     one int per image. ``layer``: module name or module, for layer methods. ``seed`` makes
     stochastic methods reproducible. ``progress``: show progress bars for long methods (default:
     when standard error is a terminal). ``options`` go to the method (see its docstring).
-    """
-    from .models import unwrap
 
+    ``method`` may also be a list of names (``options`` then go to every one of them) or a dict
+    name -> options; the result is a dict name -> Explanation, and methods that are functions
+    of one shared computation (every gradient CAM: one forward and one backward pass to the
+    layer) share it: it runs once and each of their Explanations reports that single pass.
+    """
+    if not isinstance(method, str):
+        return _explain_many(classifier_or_model, x, method, target, layer, seed, device, progress, options)
     spec = method_spec(method)
-    model, classifier = unwrap(classifier_or_model)
+    _check_options(spec, options)
+    ctx = _context(classifier_or_model, x, spec, target, layer, seed, device, progress)
+    start = time.perf_counter()
+    with eval_mode(ctx.model):
+        result = spec.fn(ctx, **options)
+        targets = ctx.targets
+    return _explanation(ctx, spec, result, targets, time.perf_counter() - start)
+
+
+def _check_options(spec: MethodSpec, options: dict) -> None:
     accepted = _option_names(spec.fn)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise TypeError(f"Method {method!r} has no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")
+        raise TypeError(f"Method {spec.name!r} has no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")
 
+
+def _context(classifier_or_model, x, spec: MethodSpec, target, layer, seed, device, progress) -> Context:
+    from .models import unwrap
+
+    model, classifier = unwrap(classifier_or_model)
     if device is not None:
         model.to(device)
     model_device = next(model.parameters()).device
     x = check_input(x).to(model_device)
-
     named_layer = None
     if spec.needs_layer:
         if layer is None:
             if classifier is None:
-                raise ValueError(f"Method {method!r} needs layer=...: a bare model has no default layer")
+                raise ValueError(f"Method {spec.name!r} needs layer=...: a bare model has no default layer")
             layer = classifier.default_layer
         named_layer = resolve_layer(model, layer)
     elif layer is not None:
-        raise ValueError(f"Method {method!r} does not use a layer; drop layer={layer!r}")
-
+        raise ValueError(f"Method {spec.name!r} does not use a layer; drop layer={layer!r}")
     if seed is None:
         seed = int(torch.randint(0, 2**62, (1,)))
     generator = torch.Generator(device=model_device).manual_seed(seed)
@@ -272,28 +302,55 @@ def explain(classifier_or_model, x, method: str = "gradcam", target: Target = No
         import sys
 
         progress = sys.stderr.isatty()
-    ctx = Context(model, x, target, named_layer, classifier, generator, progress)
+    return Context(model, x, target, named_layer, classifier, generator, progress)
 
-    start = time.perf_counter()
-    with eval_mode(model):
-        result = spec.fn(ctx, **options)
-        targets = ctx.targets
-    seconds = time.perf_counter() - start
 
+def _explanation(ctx: Context, spec: MethodSpec, result: Result, targets: torch.Tensor, seconds: float) -> Explanation:
     saliency = result.saliency
     if saliency is None:
         if result.layer_map is None:
-            raise RuntimeError(f"Method {method!r} returned no map")
-        saliency = upsample(result.layer_map, x.shape[-2:])
-    n = x.shape[0]
+            raise RuntimeError(f"Method {spec.name!r} returned no map")
+        saliency = upsample(result.layer_map, ctx.x.shape[-2:])
     return Explanation(
         saliency=saliency.detach().float().cpu(),
         target=targets.detach().cpu(),
-        method=method,
+        method=spec.name,
         layer=ctx.layer_name,
         layer_map=None if result.layer_map is None else result.layer_map.detach().float().cpu(),
-        forward_passes=-(-ctx.forward_images // n),
-        backward_passes=-(-ctx.backward_images // n),
+        forward_passes=-(-ctx.forward_images // ctx.n),
+        backward_passes=-(-ctx.backward_images // ctx.n),
         seconds=seconds,
         extras=result.extras,
     )
+
+
+def _explain_many(classifier_or_model, x, methods_, target, layer, seed, device, progress, options) -> dict:
+    requests = dict(methods_) if isinstance(methods_, dict) else {name: dict(options) for name in methods_}
+    if isinstance(methods_, dict) and options:
+        raise TypeError("With method={name: options}, give the options inside the dict")
+    if not requests:
+        raise ValueError("method is an empty list")
+    specs = {name: method_spec(name) for name in requests}
+    for name, spec in specs.items():
+        _check_options(spec, requests[name])
+    out: dict[str, Explanation] = {}
+    groups: dict[int, list[str]] = {}
+    for name, spec in specs.items():
+        if spec.shared is None:
+            out[name] = explain(classifier_or_model, x, name, target, layer if spec.needs_layer else None,
+                                seed, device, progress, **requests[name])
+        else:
+            groups.setdefault(id(spec.shared.compute), []).append(name)
+    for names in groups.values():
+        first = specs[names[0]]
+        ctx = _context(classifier_or_model, x, first, target, layer, seed, device, progress)
+        start = time.perf_counter()
+        with eval_mode(ctx.model):
+            computed = first.shared.compute(ctx)
+            targets = ctx.targets
+        shared_seconds = time.perf_counter() - start
+        for name in names:
+            start = time.perf_counter()
+            result = specs[name].shared.finish(computed, **requests[name])
+            out[name] = _explanation(ctx, specs[name], result, targets, shared_seconds + time.perf_counter() - start)
+    return {name: out[name] for name in requests}

@@ -97,3 +97,25 @@ def test_class_discrimination(lite0, coffee_chelsea):
 def test_layer_must_be_a_feature_map(lite0, coffee_chelsea):
     with pytest.raises(ValueError, match="feature map"):
         xai_lab.explain(lite0, coffee_chelsea, method="gradcam", layer="flatten")
+
+
+GRADIENT_CAMS = ["gradcam", "gradcampp", "xgradcam", "hirescam", "layercam"]
+
+
+def test_every_gradient_cam_from_one_pass_equals_its_own_call(tiny, tiny_input):
+    together = xai_lab.explain(tiny, tiny_input, method=GRADIENT_CAMS, layer="act2", target=[1, 4])
+    assert list(together) == GRADIENT_CAMS
+    for name, e in together.items():
+        alone = xai_lab.explain(tiny, tiny_input, method=name, layer="act2", target=[1, 4])
+        assert torch.equal(e.saliency, alone.saliency), name
+        assert e.forward_passes == 1 and e.backward_passes == 1 and e.method == name
+
+
+def test_many_methods_with_options_and_mixed_kinds(tiny, tiny_input):
+    out = xai_lab.explain(tiny, tiny_input, method={"gradcam": {"counterfactual": True}, "saliency": {}},
+                          layer="act2", target=0)
+    cf = xai_lab.explain(tiny, tiny_input, method="gradcam", layer="act2", target=0, counterfactual=True)
+    assert torch.equal(out["gradcam"].saliency, cf.saliency)
+    assert out["saliency"].layer is None
+    with pytest.raises(TypeError, match="no option"):
+        xai_lab.explain(tiny, tiny_input, method=GRADIENT_CAMS, layer="act2", counterfactual=True)

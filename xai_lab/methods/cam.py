@@ -7,14 +7,14 @@ one backward pass that stops at the layer, and forms ``map = ReLU(sum_k w_k * A_
 """
 from __future__ import annotations
 
+import inspect
 from typing import Callable
 
 import torch
 
 from ..capture import LayerRecorder
-from ..explain import Context, Result, register
+from ..explain import Context, Result, SharedPass, register
 
-WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def layer_activations_and_gradients(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -78,54 +78,72 @@ def layercam_weights(A: torch.Tensor, G: torch.Tensor) -> torch.Tensor:
     return G.clamp_min(0)
 
 
-def _gradient_cam(ctx: Context, weight_fn: WeightFn, relu: bool) -> Result:
-    A, G, _ = layer_activations_and_gradients(ctx)
-    return Result(layer_map=weighted_sum(A, weight_fn(A, G), relu))
+def gradient_cam(name: str) -> Callable:
+    """Register ``finish((A, G, scores), **options) -> Result`` as method ``name``: the method
+    records A and G in one pass and calls ``finish``; ``explain`` with several gradient CAMs at
+    once records them once for all (``SharedPass``)."""
+
+    def decorate(finish: Callable) -> Callable:
+        def method(ctx: Context, **options) -> Result:
+            return finish(layer_activations_and_gradients(ctx), **options)
+
+        params = list(inspect.signature(finish).parameters.values())[1:]
+        method.__signature__ = inspect.Signature([inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params)
+        method.__doc__, method.__name__ = finish.__doc__, finish.__name__
+        register(name, family="cam", needs_layer=True,
+                 shared=SharedPass(layer_activations_and_gradients, finish))(method)
+        return finish
+
+    return decorate
 
 
-@register("gradcam", family="cam", needs_layer=True)
-def gradcam(ctx: Context, counterfactual: bool = False, relu: bool = True) -> Result:
+@gradient_cam("gradcam")
+def gradcam(computed, counterfactual: bool = False, relu: bool = True) -> Result:
     """Grad-CAM (Selvaraju et al. 2017): ReLU(sum_k w_k A_k), w_k = mean_ij dy_c/dA_kij.
 
     ``counterfactual=True`` negates the gradients: the regions whose removal would raise the
     class score ("what argues against this class", section 5 of the paper)."""
-    A, G, _ = layer_activations_and_gradients(ctx)
+    A, G, _ = computed
     if counterfactual:
         G = -G
     return Result(layer_map=weighted_sum(A, gradcam_weights(A, G), relu))
 
 
-@register("gradcampp", family="cam", needs_layer=True)
-def gradcampp(ctx: Context, exp_score: bool = True, normalize_alpha: bool = False, relu: bool = True) -> Result:
+@gradient_cam("gradcampp")
+def gradcampp(computed, exp_score: bool = True, normalize_alpha: bool = False, relu: bool = True) -> Result:
     """Grad-CAM++ (Chattopadhyay et al. 2018) with the paper's exponential head Y = exp(y_c).
 
     For a score linear in A near the point, dY/dA = e^y G, d2Y/dA2 = e^y G^2, d3Y/dA3 = e^y G^3,
     so alpha = G^2 / (2 G^2 + sum_ab A_ab G^3) and w_k = sum_ij alpha_kij ReLU(e^y G_kij).
     ``exp_score=False`` drops the per-image factor e^y, as the ``grad-cam`` library does (same
-    map up to scale); ``normalize_alpha=True`` follows the authors' code (see gradcampp_alpha)."""
-    A, G, scores = layer_activations_and_gradients(ctx)
+    map up to scale; e^y overflows float32 for logits above 88); ``normalize_alpha=True``
+    follows the authors' code (see gradcampp_alpha)."""
+    A, G, scores = computed
     weights = gradcampp_from_derivatives(A, G, G.pow(2), G.pow(3), normalize_alpha)
     if exp_score:
         weights = weights * scores.exp().view(-1, 1, 1, 1)
     return Result(layer_map=weighted_sum(A, weights, relu))
 
 
-@register("xgradcam", family="cam", needs_layer=True)
-def xgradcam(ctx: Context, relu: bool = True) -> Result:
+@gradient_cam("xgradcam")
+def xgradcam(computed, relu: bool = True) -> Result:
     """XGrad-CAM (Fu et al. 2020): w_k = sum_ij (A_kij / sum_ab A_kab) dy_c/dA_kij."""
-    return _gradient_cam(ctx, xgradcam_weights, relu)
+    A, G, _ = computed
+    return Result(layer_map=weighted_sum(A, xgradcam_weights(A, G), relu))
 
 
-@register("hirescam", family="cam", needs_layer=True)
-def hirescam(ctx: Context, relu: bool = True) -> Result:
+@gradient_cam("hirescam")
+def hirescam(computed, relu: bool = True) -> Result:
     """HiResCAM (Draelos & Carin 2020): ReLU(sum_k G_k * A_k), no spatial averaging of the gradient."""
-    return _gradient_cam(ctx, hirescam_weights, relu)
+    A, G, _ = computed
+    return Result(layer_map=weighted_sum(A, hirescam_weights(A, G), relu))
 
 
-@register("layercam", family="cam", needs_layer=True)
-def layercam(ctx: Context, relu: bool = True) -> Result:
+@gradient_cam("layercam")
+def layercam(computed, relu: bool = True) -> Result:
     """LayerCAM (Jiang et al. 2021): ReLU(sum_k ReLU(G_k) * A_k)."""
-    return _gradient_cam(ctx, layercam_weights, relu)
+    A, G, _ = computed
+    return Result(layer_map=weighted_sum(A, layercam_weights(A, G), relu))
 
 
 # --- CAM and Smooth Grad-CAM++ ------------------------------------------------------------
