@@ -146,8 +146,9 @@ class Context:
     """What a method sees. Counts every image it sends forward or backward through the model."""
 
     def __init__(self, model: nn.Module, x: torch.Tensor, target: Target, layer: tuple[str, nn.Module] | None,
-                 classifier, generator: torch.Generator, progress: bool):
+                 classifier, generator: torch.Generator, progress: bool, reshape: Callable | None = None):
         self.model = model
+        self.reshape = reshape
         self.x = x
         self.classifier = classifier
         self.layer_name, self.layer = layer if layer else (None, None)
@@ -245,14 +246,16 @@ def _option_names(fn: Callable) -> list[str]:
 
 def explain(classifier_or_model, x, method: str | Sequence[str] | dict = "gradcam", target: Target = None,
             layer=None, seed: int | None = None, device=None, progress: bool | None = None,
-            **options) -> Explanation | dict[str, Explanation]:
+            reshape: Callable | None = None, **options) -> Explanation | dict[str, Explanation]:
     """Explain the model's score for ``target`` on a preprocessed batch ``x`` with ``method``.
 
     ``classifier_or_model``: a :class:`~xai_lab.models.Classifier` (its ``default_layer`` is used
     when ``layer`` is None) or a bare ``nn.Module``. ``target``: None (predicted class), an int or
     one int per image. ``layer``: module name or module, for layer methods. ``seed`` makes
     stochastic methods reproducible. ``progress``: show progress bars for long methods (default:
-    when standard error is a terminal). ``options`` go to the method (see its docstring).
+    when standard error is a terminal). ``reshape``: a callable turning the layer's output into a
+    feature map [N, K, h, w] for models whose layers give token sequences (ViT ``[N, 1 + h*w, C]``
+    and Swin ``[N, h, w, C]`` are recognised without it). ``options`` go to the method.
 
     ``method`` may also be a list of names (``options`` then go to every one of them) or a dict
     name -> options; the result is a dict name -> Explanation, and methods that are functions
@@ -260,10 +263,10 @@ def explain(classifier_or_model, x, method: str | Sequence[str] | dict = "gradca
     layer) share it: it runs once and each of their Explanations reports that single pass.
     """
     if not isinstance(method, str):
-        return _explain_many(classifier_or_model, x, method, target, layer, seed, device, progress, options)
+        return _explain_many(classifier_or_model, x, method, target, layer, seed, device, progress, reshape, options)
     spec = method_spec(method)
     _check_options(spec, options)
-    ctx = _context(classifier_or_model, x, spec, target, layer, seed, device, progress)
+    ctx = _context(classifier_or_model, x, spec, target, layer, seed, device, progress, reshape)
     start = time.perf_counter()
     with eval_mode(ctx.model):
         result = spec.fn(ctx, **options)
@@ -278,7 +281,7 @@ def _check_options(spec: MethodSpec, options: dict) -> None:
         raise TypeError(f"Method {spec.name!r} has no option {', '.join(unknown)}; its options: {', '.join(accepted) or 'none'}")
 
 
-def _context(classifier_or_model, x, spec: MethodSpec, target, layer, seed, device, progress) -> Context:
+def _context(classifier_or_model, x, spec: MethodSpec, target, layer, seed, device, progress, reshape=None) -> Context:
     from .models import unwrap
 
     model, classifier = unwrap(classifier_or_model)
@@ -302,7 +305,7 @@ def _context(classifier_or_model, x, spec: MethodSpec, target, layer, seed, devi
         import sys
 
         progress = sys.stderr.isatty()
-    return Context(model, x, target, named_layer, classifier, generator, progress)
+    return Context(model, x, target, named_layer, classifier, generator, progress, reshape)
 
 
 def _explanation(ctx: Context, spec: MethodSpec, result: Result, targets: torch.Tensor, seconds: float) -> Explanation:
@@ -324,7 +327,7 @@ def _explanation(ctx: Context, spec: MethodSpec, result: Result, targets: torch.
     )
 
 
-def _explain_many(classifier_or_model, x, methods_, target, layer, seed, device, progress, options) -> dict:
+def _explain_many(classifier_or_model, x, methods_, target, layer, seed, device, progress, reshape, options) -> dict:
     requests = dict(methods_) if isinstance(methods_, dict) else {name: dict(options) for name in methods_}
     if isinstance(methods_, dict) and options:
         raise TypeError("With method={name: options}, give the options inside the dict")
@@ -338,12 +341,12 @@ def _explain_many(classifier_or_model, x, methods_, target, layer, seed, device,
     for name, spec in specs.items():
         if spec.shared is None:
             out[name] = explain(classifier_or_model, x, name, target, layer if spec.needs_layer else None,
-                                seed, device, progress, **requests[name])
+                                seed, device, progress, reshape, **requests[name])
         else:
             groups.setdefault(id(spec.shared.compute), []).append(name)
     for names in groups.values():
         first = specs[names[0]]
-        ctx = _context(classifier_or_model, x, first, target, layer, seed, device, progress)
+        ctx = _context(classifier_or_model, x, first, target, layer, seed, device, progress, reshape)
         start = time.perf_counter()
         with eval_mode(ctx.model):
             computed = first.shared.compute(ctx)

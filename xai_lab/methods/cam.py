@@ -8,6 +8,7 @@ one backward pass that stops at the layer, and forms ``map = ReLU(sum_k w_k * A_
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Callable
 
 import torch
@@ -18,16 +19,40 @@ from ..explain import Context, Result, SharedPass, register
 
 
 def layer_activations_and_gradients(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(A, dy_c/dA, y_c) for the context's layer: one forward pass, one backward pass to the layer."""
+    """(A, dy_c/dA, y_c) for the context's layer: one forward pass, one backward pass to the layer.
+    Token sequences are turned into feature maps first (see :func:`as_feature_map`)."""
     with LayerRecorder(ctx.model, [ctx.layer]) as recorder:
         logits = ctx.forward(ctx.x)
         activations = recorder[ctx.layer_name]
         scores = ctx.scores(logits)
         (gradients,) = ctx.grad(scores, activations)
-    if activations.dim() != 4:
-        raise ValueError(f"Layer {ctx.layer_name!r} gives a tensor of shape {list(activations.shape)}; "
-                         "CAM methods need a feature map [N, K, h, w]")
-    return activations.detach(), gradients, scores.detach()
+    return as_feature_map(ctx, activations.detach()), as_feature_map(ctx, gradients), scores.detach()
+
+
+def as_feature_map(ctx: Context, t: torch.Tensor) -> torch.Tensor:
+    """A layer output as a feature map [N, K, h, w]. With ``explain(..., reshape=f)``: ``f(t)``.
+    Otherwise [N, K, h, w] stays; [N, 1 + h*w, C] (ViT: class token first) drops the class token
+    and becomes [N, C, h, w]; [N, h*w, C] becomes [N, C, h, w]; a Swin model's [N, h, w, C] is
+    permuted. The gradient is reshaped the same way (re-indexing commutes with differentiation)."""
+    if ctx.reshape is not None:
+        t = ctx.reshape(t)
+    elif t.dim() == 3:
+        n, tokens, c = t.shape
+        side = math.isqrt(tokens - 1)
+        if side * side == tokens - 1:
+            t = t[:, 1:]
+        else:
+            side = math.isqrt(tokens)
+            if side * side != tokens:
+                raise ValueError(f"Layer {ctx.layer_name!r} gives {tokens} tokens, not a square grid (+ class "
+                                 "token): pass reshape= to explain")
+        t = t.reshape(n, side, side, c).permute(0, 3, 1, 2)
+    elif t.dim() == 4 and type(ctx.model).__name__ == "SwinTransformer":
+        t = t.permute(0, 3, 1, 2)
+    if t.dim() != 4:
+        raise ValueError(f"Layer {ctx.layer_name!r} gives a tensor of shape {list(t.shape)}; "
+                         "CAM methods need a feature map [N, K, h, w] (or pass reshape= to explain)")
+    return t
 
 
 def weighted_sum(activations: torch.Tensor, weights: torch.Tensor, relu: bool = True) -> torch.Tensor:

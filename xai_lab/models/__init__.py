@@ -133,6 +133,9 @@ _TORCHVISION = {
     "resnet18": ("layer4", "fc"),
     "resnet50": ("layer4", "fc"),
     "vgg16": ("features.29", None),
+    # transformers: token maps, reshaped to feature maps by the CAM methods
+    "vit_b_16": ("encoder.layers.encoder_layer_11.ln_1", None),
+    "swin_t": ("norm", None),
 }
 
 
