@@ -1,0 +1,29 @@
+"""Where the built book is, and which pages it must have (shared by the HTML and browser tests)."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+#: Pages that are not chapters (no figure required).
+NOT_CHAPTERS = {"book/intro", "book/references", "book/glossary"}
+
+
+def toc_pages() -> list[str]:
+    text = (ROOT / "_toc.yml").read_text()
+    return re.findall(r"(?:root|file):\s*([^\s#]+)", text)
+
+
+def require_build() -> Path:
+    """The built HTML folder; skipped with a reason when the book is not built, except where
+    XAI_LAB_REQUIRE_BOOK=1 (CI after `make book`), where that is a failure."""
+    if not (HTML / "index.html").is_file():
+        message = "the book is not built (run `make book` first)"
+        if os.environ.get("XAI_LAB_REQUIRE_BOOK") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    return HTML
