@@ -2,18 +2,8 @@ import pytest
 import torch
 
 import xai_lab
-from xai_lab.methods import cam
 
-
-def _acts_grads(model, x, target, layer):
-    store = {}
-    handle = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: store.update(a=o))
-    try:
-        out = model(x)
-    finally:
-        handle.remove()
-    (g,) = torch.autograd.grad(out[:, target].sum(), store["a"])
-    return store["a"].detach(), g, out[:, target].detach()
+from ..by_hand import activations_and_gradients as _acts_grads
 
 
 def test_gradcam_by_hand(tiny, tiny_input):

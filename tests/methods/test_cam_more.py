@@ -4,16 +4,7 @@ import torch
 import xai_lab
 from xai_lab.capture import hook_count
 
-
-def _layer(model, name, x):
-    """Output of layer ``name`` (graph kept) and the logits."""
-    store = {}
-    handle = dict(model.named_modules())[name].register_forward_hook(lambda m, i, o: store.update(a=o))
-    try:
-        logits = model(x)
-    finally:
-        handle.remove()
-    return store["a"], logits
+from ..by_hand import layer_output as _layer
 
 
 def _gradcampp_map(A, d1, d2, d3):

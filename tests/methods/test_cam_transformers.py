@@ -3,16 +3,12 @@ import torch
 
 import xai_lab
 
+from ..by_hand import activations_and_gradients
+
 
 def _manual_gradcam(model, x, layer, target, to_map):
-    store = {}
-    handle = dict(model.named_modules())[layer].register_forward_hook(lambda m, i, o: store.update(a=o))
-    try:
-        out = model(x)
-    finally:
-        handle.remove()
-    (g,) = torch.autograd.grad(out[:, target].sum(), store["a"])
-    A, G = to_map(store["a"].detach()), to_map(g)
+    a, g, _ = activations_and_gradients(model, x, target, layer)
+    A, G = to_map(a), to_map(g)
     return (G.mean((2, 3), keepdim=True) * A).sum(1).clamp_min(0)
 
 
