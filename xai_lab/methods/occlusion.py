@@ -1,0 +1,114 @@
+"""Occlusion (Zeiler & Fergus 2014): slide a patch over the image and record how much the target
+output drops. Also the shared loop that evaluates masked copies of the input in batches."""
+from __future__ import annotations
+
+import math
+from typing import Callable, Iterator
+
+import torch
+
+from ..explain import Context, Result, register
+from ..metrics.perturbation import gaussian_blur
+
+OUTPUTS = ("probability", "logit")
+
+
+def target_output(ctx: Context, logits: torch.Tensor, copies: int = 1, output: str = "probability") -> torch.Tensor:
+    """Target probability (``output="probability"``) or logit (``"logit"``) for a batch laid out
+    as ``copies`` consecutive (perturbed) copies of the N images, through ``ctx.scores``: with
+    target=None the classes are those predicted on the clean input (``copies=0``: ``logits`` are
+    the clean input's own, which then fix them at no extra pass)."""
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if copies == 0:
+        scores = ctx.scores(logits)
+    elif copies == 1:  # ctx.scores reads repeats=1 as the clean input: pass the copy twice
+        scores = ctx.scores(torch.cat([logits, logits]), repeats=2)[: logits.shape[0]]
+    else:
+        scores = ctx.scores(logits, repeats=copies)
+    return (scores - logits.logsumexp(dim=1)).exp() if output == "probability" else scores
+
+
+@torch.no_grad()
+def masked_batches(ctx: Context, n_masks: int, make_masks: Callable[[torch.Tensor], torch.Tensor],
+                   fill: torch.Tensor | None = None, batch_size: int = 64, output: str = "probability",
+                   desc: str = "") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Evaluate ``x_j * m_i + fill_j * (1 - m_i)`` for every mask i and image j, a few masks at a
+    time; yields (masks [k, 1 or 3, H, W], target outputs [k, N]) in mask order.
+
+    ``make_masks(indices)`` builds the masks (1 keeps a pixel) for those indices, so only one batch
+    of masks is in memory. ``fill``: [N or 1, 3, H or 1, W or 1] in model-input units, None for 0.
+    Each forward pass holds max(1, batch_size // N) masks times the N images."""
+    from tqdm.auto import trange
+
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    n, x = ctx.n, ctx.x
+    per_batch = max(1, batch_size // n)
+    for start in trange(0, n_masks, per_batch, desc=desc, disable=not ctx.progress, leave=False):
+        masks = make_masks(torch.arange(start, min(start + per_batch, n_masks), device=x.device))
+        batch = x[None] * masks[:, None]
+        if fill is not None:
+            batch = batch + fill[None] * (1 - masks[:, None])
+        k = masks.shape[0]
+        yield masks, target_output(ctx, ctx.forward(batch.flatten(0, 1)), k, output).view(k, n)
+
+
+def occlusion_baseline(x: torch.Tensor, baseline: str | float, sigma: float) -> torch.Tensor:
+    """What fills the patch: ``"zero"`` (0 in model-input units), ``"mean"`` (each image's
+    per-channel mean), ``"blur"`` (copy blurred as the metrics' blur baseline, std ``sigma``
+    pixels) or a number."""
+    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        return torch.full((1, 1, 1, 1), float(baseline), dtype=x.dtype, device=x.device)
+    if baseline == "zero":
+        return torch.zeros((1, 1, 1, 1), dtype=x.dtype, device=x.device)
+    if baseline == "mean":
+        return x.mean(dim=(2, 3), keepdim=True)
+    if baseline == "blur":
+        return gaussian_blur(x, sigma)
+    raise ValueError(f"baseline must be 'zero', 'mean', 'blur' or a number, got {baseline!r}")
+
+
+def window_cover(size: int, window: int, stride: int, device=None) -> torch.Tensor:
+    """[positions, size] 0/1: which pixels each window position covers along one axis. Windows
+    start at 0, stride, ...: ceil((size - window) / stride) + 1 of them, the last one clipped at
+    the border (as captum's ``Occlusion``)."""
+    if not 1 <= window <= size:
+        raise ValueError(f"window must be between 1 and the image side {size}, got {window}")
+    if not 1 <= stride <= window:
+        raise ValueError(f"stride must be between 1 and window={window} so every pixel is covered, got {stride}")
+    starts = torch.arange(math.ceil((size - window) / stride) + 1, device=device) * stride
+    pixels = torch.arange(size, device=device)
+    return ((pixels >= starts[:, None]) & (pixels < starts[:, None] + window)).float()
+
+
+@register("occlusion", family="perturbation")
+def occlusion(ctx: Context, window: int = 16, stride: int = 8, baseline: str | float = "zero", sigma: float = 5.0,
+              batch_size: int = 64, output: str = "probability") -> Result:
+    """Occlusion (Zeiler & Fergus 2014): a ``window`` x ``window`` patch (all channels) set to the
+    ``baseline`` slides with ``stride``; each pixel gets the mean over the windows covering it of
+    f(x) - f(x with the window occluded), f = target probability or logit (``output``).
+
+    ``baseline``: see :func:`occlusion_baseline` (``sigma``: blur std in pixels). Same windows,
+    clipping and averaging as captum's ``Occlusion`` with ``sliding_window_shapes=(3, window,
+    window)``. One forward pass per window position plus the clean one; ``batch_size`` images
+    (at least N) per forward pass. ``extras["windows"]``: window positions (rows, columns).
+    """
+    h, w = ctx.x.shape[-2:]
+    rows = window_cover(h, window, stride, ctx.device).to(ctx.x.dtype)
+    cols = window_cover(w, window, stride, ctx.device).to(ctx.x.dtype)
+    n_rows, n_cols = rows.shape[0], cols.shape[0]
+    fill = occlusion_baseline(ctx.x, baseline, sigma)
+    with torch.no_grad():
+        clean = target_output(ctx, ctx.forward(ctx.x), 0, output)
+
+    def masks(idx):
+        covered = rows[idx // n_cols][:, :, None] * cols[idx % n_cols][:, None, :]
+        return (1 - covered)[:, None]
+
+    batches = masked_batches(ctx, n_rows * n_cols, masks, fill, batch_size, output, "occlusion")
+    occluded = torch.cat([out for _, out in batches])
+    drop = (clean[None] - occluded).T.reshape(ctx.n, n_rows, n_cols)
+    total = torch.einsum("ah,nab,bw->nhw", rows, drop, cols)
+    count = rows.sum(0)[:, None] * cols.sum(0)[None, :]
+    return Result(saliency=total / count, extras={"windows": (n_rows, n_cols)})
