@@ -57,3 +57,14 @@ def tiny():
 @pytest.fixture
 def tiny_input():
     return torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+
+
+@pytest.fixture(scope="session")
+def imagenet_records():
+    """The 1000 ImageNet sample records; skipped (with the reason) where the data is unavailable."""
+    from xai_lab.data import DataError, imagenet_samples
+
+    try:
+        return imagenet_samples()
+    except DataError as exc:
+        pytest.skip(f"ImageNet samples unavailable: {exc}")
