@@ -70,6 +70,19 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_train_msld(args) -> int:
+    from .models import msld
+
+    settings = msld.TrainSettings(seed=args.seed)
+    classifier, info = msld.fit_or_load(settings, force=args.force, progress=True)
+    print(f"{'cached model' if info['cached'] else 'trained'} {info['path']}: {info['train_images']} images of "
+          f"{len(info['train_patients'])} training patients x {settings.copies} views, stopped at step {info['step']} "
+          f"(validation loss {info['val_loss']:.3f}); training took {info['seconds']} s ({info['cpu_seconds']} s of CPU)")
+    test = msld.split_records(None, settings)["test"]
+    print("test patients, " + msld.describe(msld.evaluate(classifier, test, progress=True)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="xai-lab", description="Explain what an image classifier looks at.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -84,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_explain)
     q = sub.add_parser("info", help="versions, default model, where data is read from")
     q.set_defaults(func=cmd_info)
+    r = sub.add_parser("train-msld", help="fine-tune EfficientNet-Lite0 on MSLD (or reuse the cached model), "
+                       "print its test-patient figures")
+    r.add_argument("--seed", type=int, default=0, help="augmentation seed (load_model uses seed 0)")
+    r.add_argument("--force", action="store_true", help="retrain even when the model is cached")
+    r.set_defaults(func=cmd_train_msld)
     return parser
 
 

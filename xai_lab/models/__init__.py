@@ -6,6 +6,7 @@ models load their weights through torchvision's own API and cache.
 """
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -159,6 +160,8 @@ def _load_torchvision(name: str, weights):
 
 _LOADERS = {"efficientnet_lite0": _load_efficientnet_lite0}
 _LOADERS.update({name: (lambda weights, _n=name: _load_torchvision(_n, weights)) for name in _TORCHVISION})
+# Fine-tuned on MSLD (trained on first use, then cached); imported only when asked for.
+_LOADERS["msld_efficientnet_lite0"] = lambda weights: importlib.import_module(f"{__name__}.msld").load(weights)
 
 
 def register_model(name: str, loader: Callable[[object], Classifier]) -> None:
