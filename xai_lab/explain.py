@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .capture import resolve_layer
-from .targets import Target, resolve_targets, target_scores
+from .targets import Target, check_targets, resolve_targets, target_scores
 
 
 @dataclass(frozen=True)
@@ -180,11 +180,15 @@ class Context:
 
     @property
     def targets(self) -> torch.Tensor:
-        """Target class per image [N]; for ``target=None`` this costs one (counted) forward pass,
-        unless the method already called :meth:`scores` on the clean input's logits."""
+        """Target class per image [N]. For ``target=None`` (or a bare model, whose class count is
+        unknown) this costs one counted forward pass, unless the method already called
+        :meth:`scores` on the clean input's logits."""
         if self._targets is None:
-            with torch.no_grad():
-                self._targets = resolve_targets(self._target, self.forward(self.x))
+            if self._target is not None and self.classifier is not None:
+                self._targets = check_targets(self._target, self.n, len(self.classifier.categories), self.device)
+            else:
+                with torch.no_grad():
+                    self._targets = resolve_targets(self._target, self.forward(self.x))
         return self._targets
 
     def scores(self, logits: torch.Tensor, repeats: int = 1) -> torch.Tensor:

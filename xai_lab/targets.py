@@ -12,9 +12,15 @@ def resolve_targets(target: Target, logits: torch.Tensor) -> torch.Tensor:
     """``None`` -> the predicted class of each image; an int -> that class for every image; one
     int per image -> those. Returns a long tensor [N] on the logits' device; classes outside
     ``[0, C)`` raise a ``ValueError``."""
-    n, num_classes = logits.shape
     if target is None:
         return logits.detach().argmax(dim=1)
+    n, num_classes = logits.shape
+    return check_targets(target, n, num_classes, logits.device)
+
+
+def check_targets(target: int | Sequence[int] | torch.Tensor, n: int, num_classes: int, device) -> torch.Tensor:
+    """Explicit targets (an int, or one int per image) as a long tensor [n], checked against
+    ``num_classes``."""
     if isinstance(target, bool):
         raise TypeError("target must be an int, one int per image, or None")
     if isinstance(target, int):
@@ -29,7 +35,7 @@ def resolve_targets(target: Target, logits: torch.Tensor) -> torch.Tensor:
     bad = targets[(targets < 0) | (targets >= num_classes)]
     if bad.numel():
         raise ValueError(f"Target class {int(bad[0])} is out of range: the model has {num_classes} classes (0..{num_classes - 1})")
-    return targets.to(logits.device)
+    return targets.to(device)
 
 
 def target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
