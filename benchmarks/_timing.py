@@ -1,0 +1,119 @@
+"""Wall-clock timing shared by the benchmark scripts: the median of a few repeats after warm-up.
+
+    from _timing import environment, time_interleaved
+    timings = time_interleaved({"ours": run_ours, "peer": run_peer}, repeats=3, warmup=1)
+    timings["ours"].median / timings["peer"].median
+
+A candidate is a zero-argument callable, or a :class:`Candidate` whose ``before``/``after``
+run untimed around every call (set up and remove a library's hooks, so that they do not slow
+the other candidates timed in alternation with it).
+
+Nothing here changes torch's thread count: call ``torch.set_num_threads`` (or
+:func:`set_threads`) first and the timings run under it; :func:`environment` records it.
+``time_interleaved`` alternates the candidates round by round (rotating who goes first), so a
+burst of load on a shared machine slows all of them rather than one.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class Timing:
+    """Seconds of each timed repeat (warm-up calls excluded)."""
+
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def as_dict(self, digits: int = 4) -> dict:
+        return {"median_s": round(self.median, digits), "times_s": [round(t, digits) for t in self.times]}
+
+
+@dataclass
+class Candidate:
+    """``run()`` is timed; ``before()`` and ``after()`` run untimed around each call."""
+
+    run: Callable[[], object]
+    before: Callable[[], object] | None = None
+    after: Callable[[], object] | None = None
+
+    def __call__(self) -> object:
+        return self.run()
+
+
+def set_threads(threads: int | None) -> int:
+    """``torch.set_num_threads(threads)`` unless None; returns the thread count in effect."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()
+
+
+def _synchronize(device: torch.device | str | None) -> None:
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _call(fn, device) -> float:
+    """Seconds taken by one call of ``fn`` (its before/after hooks excluded)."""
+    candidate = fn if isinstance(fn, Candidate) else Candidate(fn)
+    if candidate.before is not None:
+        candidate.before()
+    try:
+        gc.collect()
+        _synchronize(device)
+        start = time.perf_counter()
+        candidate.run()
+        _synchronize(device)
+        return time.perf_counter() - start
+    finally:
+        if candidate.after is not None:
+            candidate.after()
+
+
+def time_call(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, device=None) -> Timing:
+    """Call ``fn()`` ``warmup`` times untimed, then ``repeats`` times timed."""
+    return time_interleaved({"fn": fn}, repeats, warmup, device)["fn"]
+
+
+def time_interleaved(fns: dict[str, Callable[[], object] | Candidate], repeats: int = 3, warmup: int = 1,
+                     device=None) -> dict[str, Timing]:
+    """Time several zero-argument callables in alternation: every one is warmed up ``warmup``
+    times, then each of ``repeats`` rounds calls every one once, round r starting with the
+    (r mod k)-th. ``device``: a CUDA device is synchronized before and after each call."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError("repeats must be >= 1 and warmup >= 0")
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            _call(fns[name], device)
+    timings = {name: Timing() for name in names}
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            timings[name].times.append(_call(fns[name], device))
+    return timings
+
+
+def environment() -> dict:
+    """What the timings ran on: versions, torch threads, CPU count and load."""
+    info = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    if hasattr(os, "getloadavg"):
+        info["load_average_1_5_15"] = [round(v, 2) for v in os.getloadavg()]
+    return info
