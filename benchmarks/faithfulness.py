@@ -40,8 +40,8 @@ an idle machine takes in wall time (wall time under that load was 3-6x longer):
   saliency 0.17, ablationcam 0.24, smoothgradcampp (4 samples) 0.25, guided_gradcam 0.29,
   simple_fullgrad 0.43, fullgrad 0.46, smoothgrad (8) 0.75, gradient_shap (8) 1.25,
   integrated_gradients (16 steps) 2.2, deep_shap 3.8, occlusion (32 px, stride 16) 16,
-  lime (200 samples) 22, rise (500 masks) 68, scorecam 150; anchors: a search of unbounded
-  length.
+  lime (200 samples) 22, rise (500 masks) 68, scorecam 150; anchors (a search of unbounded
+  length) had not finished 2 images after 10 minutes of wall time under load.
 * a whole run of the default list at --n 10 (60 pairs, sanity check on all 10 images):
   211 CPU s (178 user + 34 system), i.e. ~2.5 CPU s per pair all included and ~50 CPU s for
   the 60 sanity checks (3 stages).
@@ -98,7 +98,7 @@ SLOW = {
     "scorecam": "one forward pass per channel of the 1280-channel layer: ~150 s per image on one core",
     "rise": "a forward pass per mask: 500 masks (reduced from 4000): ~70 s per image",
     "lime": "a forward pass per sample plus quickshift: 200 samples (reduced from 1000): ~22 s per image",
-    "anchors": "a beam search of unbounded length over sampled images: tens of seconds per image",
+    "anchors": "a beam search of unbounded length over sampled images: 2 images took over 10 min here (loaded machine)",
     "occlusion": "169 windows of 32 px, stride 16 (reduced from 16/8): ~16 s per image",
     "deep_shap": "~25 forward and 12 backward passes: ~4 s per image",
     "integrated_gradients": "16 steps (reduced from 50): ~2.2 s per image",
