@@ -14,11 +14,13 @@ from ..models import unwrap
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman rank correlation of two maps (average ranks for ties)."""
+    """Spearman rank correlation of two maps (average ranks for ties); 0 when either is constant."""
     from scipy.stats import spearmanr
 
-    r = spearmanr(a.flatten().numpy(), b.flatten().numpy()).statistic
-    return 0.0 if np.isnan(r) else float(r)
+    a, b = a.flatten().numpy(), b.flatten().numpy()
+    if a.min() == a.max() or b.min() == b.max():
+        return 0.0  # a constant map has no ranking: no correlation (scipy would warn and give NaN)
+    return float(spearmanr(a, b).statistic)
 
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
