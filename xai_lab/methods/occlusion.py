@@ -39,7 +39,7 @@ def masked_batches(ctx: Context, n_masks: int, make_masks: Callable[[torch.Tenso
     ``make_masks(indices)`` builds the masks (1 keeps a pixel) for those indices, so only one batch
     of masks is in memory. ``fill``: [N or 1, 3, H or 1, W or 1] in model-input units, None for 0.
     Each forward pass holds max(1, batch_size // N) masks times the N images."""
-    from tqdm.auto import trange
+    from tqdm import trange
 
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")

@@ -31,7 +31,7 @@ def layer_activations(ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
 @torch.no_grad()
 def _logits(ctx: Context, batches, total: int, desc: str) -> torch.Tensor:
     """Raw logits of every batch, concatenated, with a progress bar when asked."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     return torch.cat([ctx.forward(b) for b in tqdm(batches, total=total, desc=desc, disable=not ctx.progress,
                                                     leave=False)])
@@ -108,7 +108,7 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     per ablated channel. Cost: forward_passes = 1 + K, counting every ablated copy as one pass
     although only the part after the layer runs for it. ``extras``: ``scores`` [N],
     ``ablated_scores`` [N, K], ``weights`` [N, K]."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     A, y = layer_activations(ctx)
     n, k = A.shape[:2]
