@@ -47,6 +47,10 @@ class _ClampWithRule(torch.autograd.Function):
         return ctx.rule(grad, x, ctx.lo, ctx.hi), None, None, None
 
 
+def _positive_part(grad: torch.Tensor) -> torch.Tensor:
+    return grad.clamp_min(0)
+
+
 def _bounds(module: nn.Module) -> tuple[float, float | None]:
     if isinstance(module, nn.Hardtanh):  # nn.ReLU6 is a Hardtanh(0, 6)
         return float(module.min_val), float(module.max_val)
@@ -60,6 +64,18 @@ def rectifier_rule(model: nn.Module, rule: Rule) -> Iterator[None]:
     exceptions. A module used several times (torchvision's ResNet blocks) is modified at each use."""
     modules = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.Hardtanh))]
     inplace = [m.inplace for m in modules]
+
+    if rule is guided_rule:
+        # Fast path: the rectifier's own backward already multiplies by 1[lo < x < hi], so it is
+        # enough to rectify the gradient arriving at its output (no recomputed forward).
+        def hook(module, inputs, output):
+            if output.requires_grad:
+                output.register_hook(_positive_part)
+            return None
+
+        with forward_hooks(modules, hook):
+            yield
+        return
 
     def hook(module, inputs, output):
         lo, hi = _bounds(module)
