@@ -197,10 +197,37 @@ def test_benchmark_data_dir_reads_the_whole_folder(records, spied_training, tmp_
     assert str(tmp_path) in description
 
     model, _, _ = spied_training
-    res = msld.evaluate(msld._classifier(model), found, n_boot=50, progress=False)
+    res = msld.evaluate(msld.as_classifier(model), found, n_boot=50, progress=False)
     assert res["n_images"] == 4 and sum(map(sum, res["confusion"]["matrix"])) == 4
     assert res["patient_level"]["n_patients"] == 4
 
     (tmp_path / "images" / chosen[0].label / f"{chosen[0].image_id}.jpg").write_bytes(b"not the image")
     with pytest.raises(data.DataError, match="sha256"):
         msld.folder_records(tmp_path)
+
+
+def test_pixel_transform_hook(records):
+    """The identity transform reproduces the classifier's own preprocessing exactly, and an
+    edit reaches the model: black images all get the same probability."""
+    backbone = msld._imagenet_backbone()
+    model = msld._imagenet_backbone()
+    torch.manual_seed(0)
+    model.classifier = torch.nn.Linear(model.classifier.in_features, 2)
+    classifier = msld.as_classifier(model)
+    chosen = records[:3]
+    plain = msld.predict(classifier, chosen, progress=False)
+    same = msld.predict(classifier, chosen, progress=False, transform=lambda pixels, record: pixels)
+    torch.testing.assert_close(same, plain, rtol=0, atol=1e-6)
+    black = msld.predict(classifier, chosen, progress=False, transform=lambda pixels, record: torch.zeros_like(pixels))
+    assert float(black.max() - black.min()) == 0.0 and float((black - plain).abs().max()) > 1e-3
+
+    settings = msld.TrainSettings()
+    seen = []
+
+    def spy(pixels, record):
+        seen.append(record.image_id)
+        return pixels
+
+    with_transform = msld.pooled_features(backbone, chosen, settings, None, transform=spy)
+    torch.testing.assert_close(with_transform, msld.pooled_features(backbone, chosen, settings, None))
+    assert seen == [r.image_id for r in chosen]

@@ -39,7 +39,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -125,11 +125,27 @@ def _labels(records) -> torch.Tensor:
     return torch.tensor([CATEGORIES.index(r.label) for r in records])
 
 
-def _pixels(record) -> torch.Tensor:
-    """The image as a float tensor [3, H, W] in [0, 1], unresized."""
+PixelTransform = Callable[[torch.Tensor, object], torch.Tensor]
+"""``transform(pixels, record) -> pixels``: edits one image ([3, H, W] in [0, 1]) before the
+model sees it, e.g. plants a mark or removes salient pixels (the shortcut and ROAR experiments)."""
+
+
+def _pixels(record, transform: PixelTransform | None = None) -> torch.Tensor:
+    """The image as a float tensor [3, H, W] in [0, 1], unresized, edited by ``transform``."""
     from torchvision.transforms.functional import to_tensor
 
-    return to_tensor(record.load())
+    pixels = to_tensor(record.load())
+    return pixels if transform is None else transform(pixels, record).clamp(0, 1)
+
+
+def _centre_view(pixels: torch.Tensor, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """The classifier's geometry on a pixel tensor: short side resized to ``size``, centre crop
+    (the identity on MSLD's 224 x 224 images)."""
+    import torchvision.transforms.functional as TF
+
+    if min(pixels.shape[1:]) != size:
+        pixels = TF.resize(pixels, size, antialias=True)
+    return TF.center_crop(pixels, [size, size])
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -215,13 +231,20 @@ def _deterministic(threads: int):
 
 @torch.no_grad()
 def pooled_features(backbone: EfficientNetLite, records, settings: TrainSettings, generator: torch.Generator | None,
-                    copies: int = 1, progress: bool = False, desc: str = "features") -> torch.Tensor:
+                    copies: int = 1, progress: bool = False, desc: str = "features",
+                    transform: PixelTransform | None = None) -> torch.Tensor:
     """``mean_{h,w} features(x)`` [copies * len(records), 1280], copy-major. With a generator every
-    copy is an :func:`augment` view; without, the classifier's preprocessing (the image as is)."""
-    preprocess = make_preprocess(LITE_MEAN, LITE_STD, IMAGE_SIZE, IMAGE_SIZE)
+    copy is an :func:`augment` view; without, the classifier's preprocessing (the image as is).
+    ``transform(pixels, record)`` edits each image (pixels [3, H, W] in [0, 1]) before either."""
     mean = torch.tensor(LITE_MEAN).view(3, 1, 1)
     std = torch.tensor(LITE_STD).view(3, 1, 1)
-    images = [_pixels(r) for r in records] if generator is not None else [preprocess(r.path) for r in records]
+    if generator is not None:
+        images = [_pixels(r, transform) for r in records]
+    elif transform is not None:
+        images = [(_centre_view(_pixels(r, transform)) - mean) / std for r in records]
+    else:
+        preprocess = make_preprocess(LITE_MEAN, LITE_STD, IMAGE_SIZE, IMAGE_SIZE)
+        images = [preprocess(r.path) for r in records]
     out = []
     with tqdm(total=copies * len(records), desc=desc, disable=not progress, leave=False) as bar:
         for _ in range(copies):
@@ -272,9 +295,12 @@ def _imagenet_backbone() -> EfficientNetLite:
     return model.eval()
 
 
-def train(settings: TrainSettings = TrainSettings(), records=None, progress: bool | None = None) -> tuple[EfficientNetLite, dict]:
+def train(settings: TrainSettings = TrainSettings(), records=None, progress: bool | None = None,
+          transform: PixelTransform | None = None) -> tuple[EfficientNetLite, dict]:
     """Fit the two-class model on the training patients (early stopping on the validation
-    patients); the test patients are never read. Returns (model in eval mode, info)."""
+    patients); the test patients are never read. ``transform(pixels, record)`` edits every
+    training and validation image first (nothing is cached then: see :func:`fit_or_load`).
+    Returns (model in eval mode, info)."""
     if progress is None:
         progress = sys.stderr.isatty()
     if settings.copies < 1:
@@ -288,10 +314,11 @@ def train(settings: TrainSettings = TrainSettings(), records=None, progress: boo
         model = _imagenet_backbone()
         generator = torch.Generator().manual_seed(settings.seed)
         train_x = torch.cat([
-            pooled_features(model, parts["train"], settings, None, 1, progress, "MSLD training images"),
-            pooled_features(model, parts["train"], settings, generator, settings.copies - 1, progress, "MSLD augmented views"),
+            pooled_features(model, parts["train"], settings, None, 1, progress, "MSLD training images", transform),
+            pooled_features(model, parts["train"], settings, generator, settings.copies - 1, progress,
+                            "MSLD augmented views", transform),
         ])
-        val_x = pooled_features(model, parts["val"], settings, None, 1, progress, "MSLD validation")
+        val_x = pooled_features(model, parts["val"], settings, None, 1, progress, "MSLD validation", transform)
         train_y = _labels(parts["train"]).repeat(settings.copies)
         head, fit = fit_head(train_x, train_y, val_x, _labels(parts["val"]), settings)
         model.classifier = nn.Linear(head.in_features, len(CATEGORIES))
@@ -304,7 +331,8 @@ def train(settings: TrainSettings = TrainSettings(), records=None, progress: boo
     return model.eval(), info
 
 
-def _classifier(model: EfficientNetLite) -> Classifier:
+def as_classifier(model: EfficientNetLite) -> Classifier:
+    """The two-class network (e.g. from :func:`train`) as a :class:`Classifier` with MSLD preprocessing."""
     return Classifier(NAME, model, list(CATEGORIES), "features", LITE_MEAN, LITE_STD, head="classifier",
                       preprocess=make_preprocess(LITE_MEAN, LITE_STD, IMAGE_SIZE, IMAGE_SIZE))
 
@@ -319,35 +347,39 @@ def fit_or_load(settings: TrainSettings = TrainSettings(), records=None, cache_d
         model = efficientnet_lite0(num_classes=len(CATEGORIES))
         model.load_state_dict(saved["state_dict"], strict=True)
         info = json.loads(saved["info"])
-        return _classifier(model), {**info, "cached": True, "path": str(path)}
+        return as_classifier(model), {**info, "cached": True, "path": str(path)}
     model, info = train(settings, records, progress)
     info["key"] = path.stem.split("_", 1)[1]
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save({"state_dict": model.state_dict(), "info": json.dumps(info)}, partial)
     os.replace(partial, path)
-    return _classifier(model), {**info, "cached": False, "path": str(path)}
+    return as_classifier(model), {**info, "cached": False, "path": str(path)}
 
 
 def load(weights="imagenet") -> Classifier:
     """``load_model`` entry: ``"imagenet"`` = fine-tuned from the ImageNet weights (trained on first
     use, then cached); ``None`` = the same two-class network with random weights (untrained)."""
     if weights is None:
-        return _classifier(efficientnet_lite0(num_classes=len(CATEGORIES)))
+        return as_classifier(efficientnet_lite0(num_classes=len(CATEGORIES)))
     return fit_or_load()[0]
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 @torch.no_grad()
-def predict(classifier: Classifier, records, batch_size: int = 16, progress: bool | None = None) -> torch.Tensor:
-    """P(Monkeypox) [N] for each record, with the classifier's own preprocessing."""
+def predict(classifier: Classifier, records, batch_size: int = 16, progress: bool | None = None,
+            transform: PixelTransform | None = None) -> torch.Tensor:
+    """P(Monkeypox) [N] for each record, with the classifier's own preprocessing (after
+    ``transform(pixels, record)`` when one is given)."""
     if progress is None:
         progress = sys.stderr.isatty()
     positive = classifier.categories.index(POSITIVE)
     out = []
     for start in tqdm(range(0, len(records), batch_size), desc="MSLD predictions", disable=not progress, leave=False):
-        x = torch.stack([classifier.preprocess(r.path) for r in records[start:start + batch_size]])
+        x = torch.stack([classifier.preprocess(r.path) if transform is None
+                         else classifier.from_pixels(_centre_view(_pixels(r, transform)))
+                         for r in records[start:start + batch_size]])
         out.append(classifier.predict_proba(x)[:, positive].cpu())
     return torch.cat(out)
 
@@ -401,10 +433,12 @@ def scores(positive: torch.Tensor, score: torch.Tensor, groups: Sequence[str], n
     return result
 
 
-def evaluate(classifier: Classifier, records, n_boot: int = 2000, seed: int = 0, progress: bool | None = None) -> dict:
-    """:func:`scores` of the classifier on ``records``, images as the unit and patients as the
-    bootstrap clusters; ``patient_level`` repeats them with each patient's mean P(Monkeypox)."""
-    probability = predict(classifier, records, progress=progress)
+def evaluate(classifier: Classifier, records, n_boot: int = 2000, seed: int = 0, progress: bool | None = None,
+             transform: PixelTransform | None = None) -> dict:
+    """:func:`scores` of the classifier on ``records`` (edited by ``transform`` when given), images
+    as the unit and patients as the bootstrap clusters; ``patient_level`` repeats them with each
+    patient's mean P(Monkeypox)."""
+    probability = predict(classifier, records, progress=progress, transform=transform)
     positive = torch.tensor([r.label == POSITIVE for r in records])
     patients = [r.patient_id for r in records]
     result = scores(positive, probability, patients, n_boot, seed)
