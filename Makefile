@@ -16,7 +16,7 @@ book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --all -W --keep-going
 
 test: $(STAMP)
-	$(PY) -m pytest -p no:cacheprovider
+	MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider
 
 clean:
 	rm -rf _build
