@@ -1,0 +1,427 @@
+"""A planted shortcut: a coloured square on the MSLD images of chosen classes, a classifier
+trained on them, and a score of how well each explanation method finds the square.
+
+Shortcut learning (Geirhos et al. 2020, "Shortcut learning in deep neural networks"): a model
+learns a decision rule that works on its training data for a reason other than the intended one.
+Here the reason is known exactly, because we put it there:
+
+* :class:`Mark` -- a ``size`` x ``size`` square of one RGB ``colour``. Its position in an image is
+  drawn from ``sha256(f"{seed}/{image_id}")``: uniform over every position that keeps the whole
+  square inside, the same for the same image on every call and every machine, different from
+  image to image (:func:`mark_box`, :func:`mark_mask`).
+* :func:`marked` -- a ``transform(pixels, record)`` for the ``transform=`` hook of
+  :func:`xai_lab.models.msld.train`, ``predict`` and ``evaluate`` that plants the mark on the
+  images of the classes in ``on`` (``("Monkeypox",)``: the shortcut; both classes: fix 1, the mark
+  then carries no information about the class; ``()``: clean images).
+* :func:`masked` -- the mark's box filled with the mean colour of the rest of the image, on the
+  images of every class in ``on`` (fix 2). Filling it on one class only would leave a flat square
+  on that class alone: a new shortcut.
+* :func:`train_marked` -- the MSLD classifier's twin trained on transformed images.
+* :func:`localisation_scores` -- explain the marked images with each method and score the map on
+  the mark's box by relevance mass (Arras et al. 2022) and the pointing game (Zhang et al. 2018),
+  each as a mean over patients with a percentile bootstrap interval over patients.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+
+from .explain import explain
+from .metrics import pointing_game, relevance_mass
+from .metrics.comparison import bootstrap_interval
+from .models import Classifier, msld
+
+SCORES = ("relevance_mass", "pointing_game")
+
+#: Every method family with modest settings (the book's shortcut chapters): IG and SmoothGrad
+#: with 16 samples; occlusion with a 48-pixel window (the mark's size) at stride 48 (25
+#: positions); RISE with 500 masks, LIME with 200 samples and Score-CAM at the last block (320
+#: channels: a quarter of the head's 1280 forward passes) on the first 3 images only.
+METHODS = {
+    "saliency": {}, "integrated_gradients": {"steps": 16}, "smoothgrad": {"n_samples": 16}, "guided_backprop": {},
+    "fullgrad": {}, "gradcam": {}, "gradcampp": {}, "layercam": {},
+    "scorecam": {"layer": "features.blocks.15", "batch_size": 64, "images": 3},
+    "occlusion": {"window": 48, "stride": 48, "batch_size": 64},
+    "rise": {"n_masks": 500, "batch_size": 100, "images": 3},
+    "lime": {"num_samples": 200, "batch_size": 100, "images": 3},
+    "random": {}, "sobel": {},
+}
+#: The methods of :data:`METHODS` that cost one forward and one backward pass per image, occlusion
+#: (26 forward passes) and the controls.
+FAST_METHODS = {k: v for k, v in METHODS.items() if k not in ("integrated_gradients", "smoothgrad", "scorecam", "rise", "lime")}
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A ``size`` x ``size`` pixel square of RGB ``colour`` (each in [0, 1]); ``seed`` picks the
+    positions (one per image id, see :func:`mark_box`). The default, a 48-pixel magenta square
+    (4.6 % of a 224 x 224 image), is one that the frozen-backbone MSLD head learns as a shortcut;
+    a 16-pixel one it ignores (measured in the book's chapter "Exposing a planted shortcut")."""
+
+    size: int = 48
+    colour: tuple[float, float, float] = (1.0, 0.0, 1.0)
+    seed: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.size, int) or self.size < 1:
+            raise ValueError(f"size must be a positive number of pixels, got {self.size!r}")
+        if len(self.colour) != 3 or not all(0 <= c <= 1 for c in self.colour):
+            raise ValueError(f"colour must be three RGB values in [0, 1], got {self.colour!r}")
+
+
+def image_id(item) -> str:
+    """The id that fixes the mark's position: a string as is, else ``record.image_id`` (or the
+    file name without its suffix for records that have none)."""
+    if isinstance(item, str):
+        return item
+    found = getattr(item, "image_id", None)
+    if found:
+        return str(found)
+    path = getattr(item, "path", None)
+    if path is None:
+        raise TypeError(f"Expected an image id or a record with image_id or path, got {type(item).__name__}")
+    return path.stem
+
+
+def mark_box(item, mark: Mark = Mark(), height: int = msld.IMAGE_SIZE, width: int = msld.IMAGE_SIZE) -> tuple[int, int, int, int]:
+    """``(top, left, h, w)`` of the mark in an image of ``height`` x ``width`` pixels: the first
+    two 8-byte words of ``sha256(f"{mark.seed}/{image_id(item)}")`` modulo the number of valid
+    rows ``height - size + 1`` and columns ``width - size + 1`` (uniform up to 2^-50)."""
+    size = mark.size
+    if size > height or size > width:
+        raise ValueError(f"a {size}-pixel mark does not fit in a {height} x {width} image")
+    digest = hashlib.sha256(f"{mark.seed}/{image_id(item)}".encode()).digest()
+    top = int.from_bytes(digest[:8], "big") % (height - size + 1)
+    left = int.from_bytes(digest[8:16], "big") % (width - size + 1)
+    return top, left, size, size
+
+
+def mark_mask(item, mark: Mark = Mark(), height: int = msld.IMAGE_SIZE, width: int = msld.IMAGE_SIZE) -> torch.Tensor:
+    """The mark's pixels as a bool mask [height, width]."""
+    top, left, h, w = mark_box(item, mark, height, width)
+    mask = torch.zeros(height, width, dtype=torch.bool)
+    mask[top:top + h, left:left + w] = True
+    return mask
+
+
+def _check_pixels(pixels: torch.Tensor) -> None:
+    if not isinstance(pixels, torch.Tensor) or pixels.dim() != 3 or pixels.shape[0] != 3:
+        shape = list(pixels.shape) if isinstance(pixels, torch.Tensor) else type(pixels).__name__
+        raise ValueError(f"pixels must be a tensor [3, H, W] in [0, 1], got {shape}")
+
+
+def _check_classes(on: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(on, str):
+        raise TypeError(f"on must be a sequence of class names, e.g. ({on!r},), not the string {on!r}")
+    on = tuple(on)
+    unknown = sorted(set(on) - set(msld.CATEGORIES))
+    if unknown:
+        raise ValueError(f"Unknown class(es) {', '.join(unknown)}; MSLD classes: {', '.join(msld.CATEGORIES)}")
+    return on
+
+
+def plant(pixels: torch.Tensor, item, mark: Mark = Mark()) -> torch.Tensor:
+    """A copy of ``pixels`` [3, H, W] with the mark's box set to its colour."""
+    _check_pixels(pixels)
+    top, left, h, w = mark_box(item, mark, *pixels.shape[1:])
+    out = pixels.clone()
+    out[:, top:top + h, left:left + w] = torch.tensor(mark.colour, dtype=pixels.dtype, device=pixels.device).view(3, 1, 1)
+    return out
+
+
+def fill_box(pixels: torch.Tensor, item, mark: Mark = Mark()) -> torch.Tensor:
+    """A copy of ``pixels`` [3, H, W] with the mark's box filled with the per-channel mean of the
+    pixels *outside* it, so whatever was in the box (the mark or skin) leaves no trace."""
+    _check_pixels(pixels)
+    inside = mark_mask(item, mark, *pixels.shape[1:]).to(pixels.device)
+    mean = pixels[:, ~inside].mean(1)
+    out = pixels.clone()
+    out[:, inside] = mean[:, None]
+    return out
+
+
+PixelTransform = msld.PixelTransform  # transform(pixels [3, H, W] in [0, 1], record) -> pixels
+
+
+def marked(mark: Mark = Mark(), on: Sequence[str] = ("Monkeypox",)) -> PixelTransform:
+    """``transform(pixels, record)``: the mark planted (:func:`plant`) on the images whose label is
+    in ``on``, the others returned unchanged."""
+    on = _check_classes(on)
+
+    def transform(pixels: torch.Tensor, record) -> torch.Tensor:
+        return plant(pixels, record, mark) if record.label in on else pixels
+
+    transform.description = f"marked({mark!r}, on={on!r})"
+    return transform
+
+
+def masked(mark: Mark = Mark(), on: Sequence[str] = tuple(msld.CATEGORIES)) -> PixelTransform:
+    """``transform(pixels, record)``: the mark's box filled by :func:`fill_box` on the images whose
+    label is in ``on`` (default: every class, so the filled square is no signal either)."""
+    on = _check_classes(on)
+
+    def transform(pixels: torch.Tensor, record) -> torch.Tensor:
+        return fill_box(pixels, record, mark) if record.label in on else pixels
+
+    transform.description = f"masked({mark!r}, on={on!r})"
+    return transform
+
+
+RECIPE = "shortcut v1: plant = box set to the colour; fill = box set to the mean outside it"  # in the cache key
+
+
+def train_marked(transform: PixelTransform | None, copies: int = 2, seed: int = 0, records=None,
+                 progress: bool = False, cache: bool = True, cache_dir=None) -> tuple[Classifier, dict]:
+    """The MSLD classifier's twin (:func:`xai_lab.models.msld.train`: frozen ImageNet
+    EfficientNet-Lite0, logistic head, early stopping on the validation patients) trained on
+    images edited by ``transform``; ``copies`` views per training image (the image and
+    ``copies - 1`` augmented ones; the default model uses 8, 2 trains about four times faster).
+
+    With ``cache`` and a transform made by :func:`marked` or :func:`masked` (or None: clean
+    images), the weights are kept in ``cache_dir`` (default: the MSLD models' cache folder) under
+    a key that hashes :func:`xai_lab.models.msld.cache_key` (data, settings, package version),
+    the transform's ``description`` and :data:`RECIPE`, so chapters share one training. Other
+    transforms are trained every time. Returns ``(classifier, training info)``, info with
+    ``cached``."""
+    settings = msld.TrainSettings(seed=seed, copies=copies)
+    description = "clean" if transform is None else getattr(transform, "description", None)
+    path = None
+    if cache and description is not None:
+        payload = json.dumps({"msld": msld.cache_key(settings, records), "transform": description, "recipe": RECIPE})
+        path = msld._cache_dir(cache_dir) / f"shortcut_{hashlib.sha256(payload.encode()).hexdigest()[:16]}.pt"
+        if path.is_file():
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            model = msld.efficientnet_lite0(num_classes=len(msld.CATEGORIES))
+            model.load_state_dict(saved["state_dict"], strict=True)
+            return msld.as_classifier(model), {**json.loads(saved["info"]), "cached": True, "path": str(path)}
+    model, info = msld.train(settings, records, progress=progress, transform=transform)
+    info = {**info, "transform": description}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save({"state_dict": model.state_dict(), "info": json.dumps(info)}, partial)
+        os.replace(partial, path)
+    return msld.as_classifier(model), {**info, "cached": False, "path": None if path is None else str(path)}
+
+
+def inputs(classifier: Classifier, records, transform: PixelTransform | None = None) -> torch.Tensor:
+    """The records' images at their own size, edited by ``transform`` and scaled for ``classifier``:
+    [N, 3, H, W]. The mark's box is in image pixels; MSLD images are 224 x 224, the model's input
+    size, so these are the images :func:`xai_lab.models.msld.predict` classifies."""
+    from torchvision.transforms.functional import to_tensor
+
+    out = []
+    for record in records:
+        pixels = to_tensor(record.load())
+        if transform is not None:
+            pixels = transform(pixels, record).clamp(0, 1)
+        out.append(classifier.from_pixels(pixels))
+    return torch.stack(out)
+
+
+def conditions(mark: Mark = Mark()) -> dict[str, PixelTransform | None]:
+    """The three test sets of the experiment: ``clean`` (no mark), ``marked Monkeypox`` (as in the
+    shortcut's training) and ``marked Others`` (the mark moved to the other class)."""
+    return {"clean": None, "marked Monkeypox": marked(mark, ("Monkeypox",)), "marked Others": marked(mark, ("Others",))}
+
+
+def evaluate_conditions(classifier: Classifier, records, mark: Mark = Mark(), n_boot: int = 2000,
+                        seed: int = 0) -> dict[str, dict]:
+    """:func:`xai_lab.models.msld.evaluate` (patient-bootstrap intervals) on each of
+    :func:`conditions`: {condition: result}."""
+    return {name: msld.evaluate(classifier, records, n_boot=n_boot, seed=seed, progress=False, transform=t)
+            for name, t in conditions(mark).items()}
+
+
+def accuracy_table(results: Mapping[str, dict], metric: str = "accuracy"):
+    """A pandas table of ``metric`` ("accuracy", "balanced_accuracy" or "roc_auc") of several
+    :func:`evaluate_conditions` results ``{model label: {condition: result}}``: one row per model,
+    one column per condition, each cell "value [low, high]" (patient-bootstrap 95 % interval)."""
+    import pandas as pd
+
+    rows = {label: {condition: f"{r[metric]['value']:.2f} [{r[metric]['ci95'][0]:.2f}, {r[metric]['ci95'][1]:.2f}]"
+                    for condition, r in by_condition.items()} for label, by_condition in results.items()}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def plot_accuracy(results: Mapping[str, dict], metric: str = "accuracy", ax=None):
+    """Grouped bars of ``metric`` per test condition (one bar per model of ``results``
+    ``{model label: {condition: evaluate result}}``) with the bootstrap intervals as error bars."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    conditions = list(next(iter(results.values())))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(conditions) * len(results)), 3.2))
+    width = 0.8 / len(results)
+    positions = np.arange(len(conditions))
+    for k, (label, by_condition) in enumerate(results.items()):
+        values = np.array([by_condition[c][metric]["value"] for c in conditions])
+        ci = np.array([by_condition[c][metric]["ci95"] for c in conditions])
+        ax.bar(positions + (k - (len(results) - 1) / 2) * width, values, width, yerr=[values - ci[:, 0], ci[:, 1] - values],
+               capsize=3, label=label)
+    ax.axhline(0.5, color="k", linestyle=":", linewidth=1)
+    ax.set_xticks(positions, [f"test: {c}" for c in conditions])
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=8, loc="lower left")
+    return ax
+
+
+def patient_interval(values, patients: Sequence[str], level: float = 0.95, resamples: int = 2000,
+                     seed: int = 0) -> dict:
+    """``{"mean", "low", "high", "n_images", "n_patients"}``: the mean over patients of each
+    patient's mean value, with :func:`~xai_lab.metrics.comparison.bootstrap_interval` over the
+    patient means (images of one patient are not independent: the patients are resampled)."""
+    values = torch.as_tensor(values, dtype=torch.float64).flatten()
+    if len(values) != len(patients):
+        raise ValueError(f"{len(values)} values but {len(patients)} patients")
+    names = sorted(set(patients))
+    per_patient = [float(values[[p == name for p in patients]].mean()) for name in names]
+    mean, low, high = bootstrap_interval(per_patient, level, resamples, seed)
+    return {"mean": mean, "low": low, "high": high, "n_images": len(values), "n_patients": len(names)}
+
+
+def localisation_scores(classifier: Classifier, records, methods: Sequence[str] | Mapping[str, dict],
+                        mark: Mark = Mark(), transform: PixelTransform | None = None,
+                        target: str | None = msld.POSITIVE, batch_size: int = 8, seed: int = 0,
+                        keep_maps: int = 0, level: float = 0.95, resamples: int = 2000) -> dict:
+    """How much of each method's map falls on the mark, over the ``records`` with the mark planted.
+
+    ``transform`` edits the images first (default: :func:`marked` on every class, so every record
+    carries the mark); ``methods``: names or {name: options} for :func:`xai_lab.explain` (an
+    option ``layer`` is explain's ``layer=`` for that method, an option ``images`` runs it on the
+    first that many records only, for costly methods), ``batch_size`` images at a time, ``seed``.
+    ``target``: the class whose score is explained (default Monkeypox, the class the shortcut's mark stands for: the same question for every
+    image and every model, whatever each one predicts), or None for the predicted class.
+
+    Per image and method: relevance mass (share of the positive relevance on the mark) and the
+    pointing game (is the map's maximum on the mark; a constant map points nowhere and counts as
+    a miss). Returns ``{"summary": {method: {score: patient_interval}}, "per_image": {method:
+    {score: [N]}}, "costs": {method: {"seconds", "forward_passes"}}, "area_fraction"`` (the mark's
+    share of the image: what a uniform map scores), ``"image_ids"``, ``"patients"``, ``"target"``,
+    ``"maps"``: {method: [keep_maps, H, W]} of the first ``keep_maps`` images, ``"inputs"``: those
+    images [keep_maps, 3, H, W]}."""
+    records = list(records)
+    if not records:
+        raise ValueError("no records to score")
+    requests = dict(methods) if isinstance(methods, Mapping) else {name: {} for name in methods}
+    if not requests:
+        raise ValueError("no methods to score")
+    if transform is None:
+        transform = marked(mark, msld.CATEGORIES)
+    groups: dict = {}  # one explain call per (layer, image limit): CAMs at one layer share one pass
+    limit = {}
+    for name, options in requests.items():
+        options = dict(options)
+        limit[name] = int(options.pop("images", len(records)))
+        if limit[name] < 1:
+            raise ValueError(f"{name}: images must be at least 1, got {limit[name]}")
+        groups.setdefault((options.pop("layer", None), limit[name]), {})[name] = options
+    target_index = None if target is None else classifier.categories.index(target)
+    per_image = {m: {s: [] for s in SCORES} for m in requests}
+    costs = {m: {"seconds": 0.0, "forward_passes": 0} for m in requests}
+    maps = {m: [] for m in requests}
+    kept = []
+    for start in range(0, len(records), batch_size):
+        batch = records[start:start + batch_size]
+        x = inputs(classifier, batch, transform)
+        masks = torch.stack([mark_mask(r, mark, *x.shape[-2:]) for r in batch])
+        explained = {}
+        for (layer, most), group in groups.items():
+            if most > start:
+                explained.update(explain(classifier, x[:most - start], method=group, target=target_index, layer=layer,
+                                         seed=seed, progress=False))
+        for name, e in explained.items():
+            m = masks[:len(e)]
+            flat = e.saliency.flatten(1)
+            spread = flat.amax(1) > flat.amin(1)
+            per_image[name]["relevance_mass"].append(relevance_mass(e.saliency, m))
+            per_image[name]["pointing_game"].append(pointing_game(e.saliency, m) & spread)
+            costs[name]["seconds"] += e.seconds
+            costs[name]["forward_passes"] += e.forward_passes * len(e)
+            room = keep_maps - sum(len(k) for k in maps[name])
+            if room > 0:
+                maps[name].append(e.saliency[:room])
+        room = keep_maps - sum(len(k) for k in kept)
+        if room > 0:
+            kept.append(x[:room])
+    patients = [r.patient_id for r in records]
+    per_image = {m: {s: torch.cat(v).double() for s, v in scores.items()} for m, scores in per_image.items()}
+    summary = {m: {s: patient_interval(v, patients[:limit[m]], level, resamples, seed) for s, v in scores.items()}
+               for m, scores in per_image.items()}
+    area = mark.size ** 2 / (x.shape[-2] * x.shape[-1])
+    return {"summary": summary, "per_image": per_image,
+            "costs": {m: {"seconds": c["seconds"], "forward_passes": c["forward_passes"] / min(limit[m], len(records))}
+                      for m, c in costs.items()},
+            "area_fraction": area, "image_ids": [image_id(r) for r in records], "patients": patients,
+            "target": target, "maps": {m: torch.cat(v) if v else None for m, v in maps.items()},
+            "inputs": torch.cat(kept) if kept else None}
+
+
+def ranking(scores: dict, by: str = "relevance_mass") -> list[str]:
+    """Method names of :func:`localisation_scores` sorted by the mean of ``by`` (best first;
+    ties by name)."""
+    if by not in SCORES:
+        raise ValueError(f"by must be one of {', '.join(SCORES)}, got {by!r}")
+    return sorted(scores["summary"], key=lambda m: (-scores["summary"][m][by]["mean"], m))
+
+
+def score_table(results: Mapping[str, dict], by: str = "relevance_mass", scores: Sequence[str] = SCORES):
+    """A pandas table, one row per method and one column per (model, score) of several
+    :func:`localisation_scores` results ``{model label: result}``, each cell "mean [low, high]";
+    rows in the order of :func:`ranking` of the first result by ``by``."""
+    import pandas as pd
+
+    first = next(iter(results.values()))
+    rows = {}
+    for method in ranking(first, by):
+        row = {}
+        for label, result in results.items():
+            for score in scores:
+                s = result["summary"][method][score]
+                row[(label, score.replace("_", " "))] = f"{s['mean']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+        rows[method] = row
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.columns = pd.MultiIndex.from_tuples(table.columns) if len(results) > 1 else [c[1] for c in table.columns]
+    return table
+
+
+def plot_scores(results: Mapping[str, dict], score: str = "relevance_mass", ax=None, order: Sequence[str] | None = None):
+    """Bars of ``score`` per method with their bootstrap intervals as error bars, one bar per
+    model of ``results`` ``{model label: localisation_scores result}``, and the mark's area
+    fraction (what a uniform map gets) as a dashed line for relevance mass. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
+    first = next(iter(results.values()))
+    order = list(order) if order is not None else ranking(first, score)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(order) * len(results)), 3.4))
+    width = 0.8 / len(results)
+    positions = np.arange(len(order))
+    for k, (label, result) in enumerate(results.items()):
+        s = [result["summary"][m][score] for m in order]
+        means = np.array([v["mean"] for v in s])
+        errors = np.array([[v["mean"] - v["low"] for v in s], [v["high"] - v["mean"] for v in s]])
+        ax.bar(positions + (k - (len(results) - 1) / 2) * width, means, width, yerr=errors, capsize=2, label=label)
+    if score == "relevance_mass":
+        ax.axhline(first["area_fraction"], color="k", linestyle="--", linewidth=1, label="mark's area (uniform map)")
+    highest = max(result["summary"][m][score]["high"] for result in results.values() for m in order)
+    ax.set_xticks(positions, order, rotation=45, ha="right")
+    ax.set_ylabel(score.replace("_", " "))
+    ax.set_ylim(0, min(1.05, max(0.25, 1.15 * highest)))
+    ax.legend(fontsize=8)
+    return ax
+
+
+__all__ = ["FAST_METHODS", "METHODS", "Mark", "RECIPE", "SCORES", "accuracy_table", "plot_accuracy", "evaluate_conditions", "fill_box", "image_id", "inputs", "localisation_scores",
+           "mark_box", "mark_mask", "marked", "masked", "patient_interval", "plant", "plot_scores", "ranking",
+           "score_table", "conditions", "train_marked"]
