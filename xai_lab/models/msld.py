@@ -300,12 +300,13 @@ def train(settings: TrainSettings = TrainSettings(), records=None, progress: boo
     """Fit the two-class model on the training patients (early stopping on the validation
     patients); the test patients are never read. ``transform(pixels, record)`` edits every
     training and validation image first (nothing is cached then: see :func:`fit_or_load`).
-    Returns (model in eval mode, info)."""
+    ``records`` may also be a split already made, ``{"train": [...], "val": [...], ...}`` (ROAR
+    trains on a subsample of the patients that way). Returns (model in eval mode, info)."""
     if progress is None:
         progress = sys.stderr.isatty()
     if settings.copies < 1:
         raise ValueError(f"copies must be at least 1 (the image itself), got {settings.copies}")
-    parts = split_records(records, settings)
+    parts = records if isinstance(records, dict) else split_records(records, settings)
     for name in ("train", "val"):
         if {r.label for r in parts[name]} != set(CATEGORIES):
             raise ValueError(f"The {name} patients must include both classes; got {len(parts[name])} images")

@@ -1,0 +1,254 @@
+"""ROAR: the removal by hand on tiny arrays, seeded ties and random maps, clear errors, and the
+whole experiment on 16 MSLD images (one per patient) with a short training."""
+import os
+
+import pytest
+import torch
+
+from xai_lab import data
+from xai_lab.metrics.roar import (ROAR_METHODS, paired_difference, remove_top_fraction, removal_mask,
+                                  removal_order, removal_transform, removed_count, roar, saliency_maps,
+                                  subsample_split)
+from xai_lab.models import msld
+
+# 3 x 3 map with distinct values: order of removal 4 (0.9), 8 (0.8), 0 (0.7), 2 (0.6), ...
+MAP3 = torch.tensor([[0.7, 0.1, 0.6],
+                     [0.2, 0.9, 0.3],
+                     [0.5, 0.4, 0.8]])
+
+
+def image3():
+    """Channel c holds c * 10 + pixel index: channel means 4, 14, 24."""
+    return torch.stack([torch.arange(9.0).view(3, 3) + 10 * c for c in range(3)])
+
+
+def test_removed_count_rounds_half_up():
+    assert [removed_count(f, 3, 3) for f in (0, 0.1, 0.5, 1 / 3, 0.95, 1)] == [0, 1, 5, 3, 9, 9]
+    assert removed_count(0.5, 3, 3) == 5          # 4.5 -> 5 (Python's round would give 4)
+    assert removed_count(0.1, 224, 224) == 5018   # 5017.6
+
+
+def test_remove_top_fraction_by_hand_on_3x3():
+    x = image3()
+    out = remove_top_fraction(x, MAP3, 0.3, tie_seed=None)   # round(2.7) = 3 pixels: indices 4, 8, 0
+    expected = x.clone()
+    for c, mean in enumerate((4.0, 14.0, 24.0)):
+        expected[c].view(-1)[[4, 8, 0]] = mean
+    assert torch.equal(out, expected)
+    assert torch.equal(x, image3())                           # the input is not edited
+    assert torch.equal(removal_mask(MAP3, 0.3, tie_seed=None),
+                       torch.tensor([[True, False, False], [False, True, False], [False, False, True]]))
+
+
+def test_fraction_zero_changes_nothing_and_one_removes_everything():
+    x = image3()
+    assert torch.equal(remove_top_fraction(x, MAP3, 0.0), x)
+    everything = remove_top_fraction(x, MAP3, 1.0)
+    assert torch.equal(everything, torch.tensor([4.0, 14.0, 24.0]).view(3, 1, 1).expand(3, 3, 3))
+
+
+def test_fill_by_number_and_per_channel():
+    x = image3()
+    out = remove_top_fraction(x, MAP3, 1 / 9, fill=-1.0, tie_seed=None)
+    assert out[:, 1, 1].tolist() == [-1.0, -1.0, -1.0] and (out != x).sum() == 3
+    out = remove_top_fraction(x, MAP3, 2 / 9, fill=[1.0, 2.0, 3.0], tie_seed=None)
+    assert out[:, 1, 1].tolist() == [1.0, 2.0, 3.0] and out[:, 2, 2].tolist() == [1.0, 2.0, 3.0]
+    assert (out != x).sum() == 6
+
+
+def test_ties_by_pixel_index_or_by_a_seeded_permutation_on_4x4():
+    flat = torch.zeros(16)
+    flat[[5, 10]] = 1.0                                        # two hot pixels, fourteen tied zeros
+    saliency = flat.view(4, 4)
+    assert removal_order(saliency, tie_seed=None).tolist() == [5, 10, 0, 1, 2, 3, 4, 6, 7, 8, 9, 11, 12, 13, 14, 15]
+    seeded = removal_order(saliency, tie_seed=3)
+    assert seeded[:2].tolist() in ([5, 10], [10, 5]) and sorted(seeded.tolist()) == list(range(16))
+    assert torch.equal(seeded, removal_order(saliency, tie_seed=3))
+    # the tied zeros follow the seeded permutation, not the pixel order
+    permutation = torch.randperm(16, generator=torch.Generator().manual_seed(3))
+    assert seeded[2:].tolist() == [int(i) for i in permutation if int(i) not in (5, 10)]
+    # exactly round(fraction * 16) pixels for every fraction, nested as the fraction grows
+    masks = [removal_mask(saliency, k / 10, tie_seed=3) for k in range(11)]
+    assert [int(m.sum()) for m in masks] == [removed_count(k / 10, 4, 4) for k in range(11)]
+    assert all(bool((a <= b).all()) for a, b in zip(masks, masks[1:]))
+    assert masks[2][1, 1] and masks[2][2, 2] and int(masks[2].sum()) == 3
+
+
+@pytest.mark.parametrize("fraction", [-0.1, 1.5, float("nan"), "half", True])
+def test_fraction_outside_zero_one_is_refused(fraction):
+    with pytest.raises(ValueError, match="fraction must be a number in \\[0, 1\\]"):
+        remove_top_fraction(image3(), MAP3, fraction)
+    with pytest.raises(ValueError, match="fraction"):
+        removal_transform({}, fraction)
+
+
+def test_bad_shapes_and_fills_are_refused():
+    with pytest.raises(ValueError, match="does not match the image's size"):
+        remove_top_fraction(image3(), torch.zeros(4, 4), 0.5)
+    with pytest.raises(ValueError, match="one image"):
+        remove_top_fraction(torch.zeros(3, 3), MAP3, 0.5)
+    with pytest.raises(ValueError, match="fill"):
+        remove_top_fraction(image3(), MAP3, 0.5, fill="black")
+    with pytest.raises(ValueError, match="2 values for 3 channels"):
+        remove_top_fraction(image3(), MAP3, 0.5, fill=[1.0, 2.0])
+    with pytest.raises(ValueError, match="NaN"):
+        removal_order(torch.tensor([[float("nan"), 0.0]]))
+    with pytest.raises(ValueError, match="one map"):
+        removal_order(torch.zeros(2, 3, 3))
+
+
+def test_the_transform_finds_each_records_map():
+    class Record:
+        def __init__(self, path):
+            self.path = path
+
+    maps = {"a.jpg": MAP3, "b.jpg": 1 - MAP3}
+    transform = removal_transform(maps, 1 / 9, tie_seed=None)
+    assert transform(image3(), Record("a.jpg"))[0, 1, 1] == 4.0
+    assert transform(image3(), Record("b.jpg"))[0, 0, 1] == 4.0   # b's top pixel is a's last, (0, 1)
+    with pytest.raises(KeyError, match="No saliency map for c.jpg"):
+        transform(image3(), Record("c.jpg"))
+
+
+# ----------------------------------------------------------------------------- with the model
+
+SETTINGS = msld.TrainSettings(copies=1, max_steps=30, patience=10, val=0.25, test=0.25)
+
+
+@pytest.fixture(scope="module")
+def records():
+    """One image of each of 8 Monkeypox and 8 Others patients (train 8, validation 4, test 4)."""
+    if not os.environ.get(data.DATA_ENV):
+        pytest.skip(f"{data.DATA_ENV} is not set (CI sets it to ../shared/data)")
+    per_patient = {}
+    for rec in data.msld():
+        per_patient.setdefault(rec.patient_id, []).append(rec)
+    single = [recs[0] for _, recs in sorted(per_patient.items()) if len(recs) == 1]
+    return [r for r in single if r.label == "Monkeypox"][:8] + [r for r in single if r.label == "Others"][:8]
+
+
+@pytest.fixture(scope="module")
+def classifier(records):
+    model, _ = msld.train(SETTINGS, records, progress=False)
+    return msld.as_classifier(model)
+
+
+@pytest.fixture(scope="module")
+def maps(classifier, records):
+    return saliency_maps(classifier, records, ["random", "gradcam"], seed=0, batch_size=8, progress=False)
+
+
+def test_random_maps_are_seeded_and_reproducible(classifier, records, maps):
+    again = saliency_maps(classifier, records[:8], ["random"], seed=0, batch_size=8, progress=False)
+    other = saliency_maps(classifier, records[:8], ["random"], seed=1, batch_size=8, progress=False)
+    key = str(records[0].path)
+    assert torch.equal(maps["random"][key], again["random"][key])
+    assert not torch.equal(maps["random"][key], other["random"][key])
+    pixels = torch.rand(3, 224, 224, generator=torch.Generator().manual_seed(0))
+    removed = [removal_transform(m["random"], 0.5)(pixels, records[0]) for m in (maps, again, other)]
+    assert torch.equal(removed[0], removed[1]) and not torch.equal(removed[0], removed[2])
+    assert set(maps) == {"random", "gradcam", "_seconds"} and len(maps["gradcam"]) == len(records)
+    assert maps["gradcam"][key].shape == (224, 224)
+
+
+def test_gradcam_maps_explain_the_true_label(classifier, records, maps):
+    import xai_lab
+
+    monkeypox, others = records[0], records[-1]
+    x = torch.stack([classifier.preprocess(r.path) for r in (monkeypox, others)])
+    for record, xi, label in zip((monkeypox, others), x, (0, 1)):
+        e = xai_lab.explain(classifier, xi, method="gradcam", target=label)
+        assert torch.allclose(maps["gradcam"][str(record.path)], e.saliency[0], atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def rows(classifier, records, maps):
+    return roar(classifier, records, methods=["random", "gradcam"], ks=[0, 50, 90], settings=SETTINGS, maps=maps,
+                n_boot=200, progress=False)
+
+
+def test_roar_gives_one_row_per_method_and_k_with_intervals(rows):
+    assert [(r["method"], r["k"]) for r in rows] == [(m, k) for m in ("random", "gradcam") for k in (0, 50, 90)]
+    for row in rows:
+        assert row["test_images"] == 4 and len(row["retrained_probability"]) == 4
+        for curve in ("retrained", "not_retrained"):
+            for metric in ("accuracy", "balanced_accuracy", "roc_auc"):
+                value, low, high = (row[f"{curve}_{metric}{s}"] for s in ("", "_low", "_high"))
+                assert 0 <= low <= value <= high <= 1, (row["method"], row["k"], curve, metric)
+    assert rows[0]["removed_pixels"] == 0 and rows[1]["removed_pixels"] == removed_count(0.5, 224, 224)
+    # k = 0 is trained once and shared; nothing is removed, so the original classifier is as on clean images
+    assert {**rows[0], "method": "gradcam"} == rows[3]
+
+
+def test_no_retraining_is_the_original_classifier_on_edited_test_images(classifier, records, maps, rows):
+    test = msld.split_records(records, SETTINGS)["test"]
+    clean = msld.predict(classifier, test, progress=False)
+    assert torch.allclose(torch.tensor(rows[0]["not_retrained_probability"]), clean.float(), atol=1e-5)
+    edited = msld.predict(classifier, test, progress=False, transform=removal_transform(maps["gradcam"], 0.9))
+    assert torch.allclose(torch.tensor(rows[5]["not_retrained_probability"]), edited.float(), atol=1e-5)
+
+
+def test_roar_is_deterministic(classifier, records, maps, rows):
+    again = roar(classifier, records, methods=["gradcam"], ks=[50], settings=SETTINGS, maps=maps, n_boot=200,
+                 progress=False)
+    timing = ("train_seconds", "seconds")
+    assert {k: v for k, v in again[0].items() if k not in timing} == {k: v for k, v in rows[4].items() if k not in timing}
+
+
+def test_paired_difference_of_a_method_with_itself_is_zero(records, rows):
+    test = msld.split_records(records, SETTINGS)["test"]
+    same = paired_difference(rows, test, "gradcam", "gradcam", 90, n_boot=200)
+    assert same["difference"] == 0 and same["ci95"] == [0.0, 0.0]
+    diff = paired_difference(rows, test, "gradcam", "random", 90, n_boot=200)
+    accuracy = {r["method"]: r["retrained_accuracy"] for r in rows if r["k"] == 90}
+    assert diff["difference"] == pytest.approx(accuracy["gradcam"] - accuracy["random"])
+    assert diff["ci95"][0] <= diff["difference"] <= diff["ci95"][1]
+    with pytest.raises(ValueError, match="No row for method 'rise' at k=90"):
+        paired_difference(rows, test, "rise", "random", 90)
+
+
+def test_bad_arguments_are_refused(classifier, records, maps):
+    with pytest.raises(ValueError, match="Unknown method 'gradcamm'"):
+        roar(classifier, records, methods=["gradcamm"], ks=[10], maps=maps)
+    with pytest.raises(ValueError, match="percentage in \\[0, 100\\]"):
+        roar(classifier, records, methods=["random"], ks=[0.5, 150], maps=maps)
+    with pytest.raises(ValueError, match="twice"):
+        roar(classifier, records, methods=["random", "random"], ks=[10], maps=maps)
+    with pytest.raises(ValueError, match="maps lacks 8 image"):
+        partial = {"random": dict(list(maps["random"].items())[:8])}
+        roar(classifier, records, methods=["random"], ks=[10], maps=partial, settings=SETTINGS)
+    assert ROAR_METHODS == ("gradcam", "fullgrad", "saliency", "rise", "random")
+
+
+def test_summarize_names_the_method_whose_removal_hurts_most(records, rows):
+    from xai_lab.metrics.roar import summarize
+
+    test = msld.split_records(records, SETTINGS)["test"]
+    found = summarize(rows, test, n_boot=200)
+    assert found["ks"] == [50, 90] and found["methods"] == ["random", "gradcam"]
+    for curve in ("retrained", "not_retrained"):
+        part = found[curve]
+        mean = {m: sum(r[f"{curve}_accuracy"] for r in rows if r["method"] == m and r["k"] > 0) / 2
+                for m in ("random", "gradcam")}
+        assert part["mean_accuracy"] == pytest.approx(mean)
+        assert part["most_harmful"] == min(mean, key=mean.get)
+        other = "gradcam" if part["most_harmful"] == "random" else "random"
+        versus = part["versus"][other]
+        assert len(versus["difference"]) == len(versus["ci95"]) == 2
+        assert set(versus["separated_at"]) <= {50, 90}
+    with pytest.raises(ValueError, match="every method needs every k"):
+        summarize(rows[:-1], test)
+
+
+def test_a_subsample_of_the_training_patients_keeps_the_test_patients(classifier, records, maps):
+    split = msld.split_records(records, SETTINGS)
+    sub = subsample_split(split, 0.5, seed=0)
+    assert sub["test"] == split["test"] and subsample_split(split, 0.5, seed=0) == sub
+    for part, per_label in (("train", 2), ("val", 1)):          # of 4 and 2 patients per label
+        assert set(sub[part]) <= set(split[part])
+        assert sorted(r.label for r in sub[part]) == ["Monkeypox"] * per_label + ["Others"] * per_label
+    rows = roar(classifier, methods=["random"], ks=[50], settings=SETTINGS, maps=maps, n_boot=50, progress=False,
+                split=sub)
+    assert rows[0]["train_images"] == 4 and rows[0]["val_images"] == 2 and rows[0]["test_images"] == 4
+    with pytest.raises(ValueError, match="fraction must be a number in \\(0, 1\\]"):
+        subsample_split(split, 0)
