@@ -68,3 +68,21 @@ def imagenet_records():
         return imagenet_samples()
     except DataError as exc:
         pytest.skip(f"ImageNet samples unavailable: {exc}")
+
+
+@pytest.fixture(scope="session")
+def msld_one_image_patients():
+    """The first 8 Monkeypox and 8 Others MSLD patients that have a single image, one record each
+    (a split with val = test = 0.25 gives 4 + 4 training, 2 + 2 validation and 2 + 2 test
+    patients); skipped where the data variable is not set."""
+    import os
+
+    from xai_lab import data
+
+    if not os.environ.get(data.DATA_ENV):
+        pytest.skip(f"{data.DATA_ENV} is not set (CI sets it to ../shared/data)")
+    per_patient = {}
+    for rec in data.msld():
+        per_patient.setdefault(rec.patient_id, []).append(rec)
+    single = [recs[0] for _, recs in sorted(per_patient.items()) if len(recs) == 1]
+    return [r for r in single if r.label == "Monkeypox"][:8] + [r for r in single if r.label == "Others"][:8]

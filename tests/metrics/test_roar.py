@@ -116,15 +116,8 @@ SETTINGS = msld.TrainSettings(copies=1, max_steps=30, patience=10, val=0.25, tes
 
 
 @pytest.fixture(scope="module")
-def records():
-    """One image of each of 8 Monkeypox and 8 Others patients (train 8, validation 4, test 4)."""
-    if not os.environ.get(data.DATA_ENV):
-        pytest.skip(f"{data.DATA_ENV} is not set (CI sets it to ../shared/data)")
-    per_patient = {}
-    for rec in data.msld():
-        per_patient.setdefault(rec.patient_id, []).append(rec)
-    single = [recs[0] for _, recs in sorted(per_patient.items()) if len(recs) == 1]
-    return [r for r in single if r.label == "Monkeypox"][:8] + [r for r in single if r.label == "Others"][:8]
+def records(msld_one_image_patients):
+    return msld_one_image_patients
 
 
 @pytest.fixture(scope="module")

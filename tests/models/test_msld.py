@@ -21,14 +21,8 @@ TINY = msld.TrainSettings(copies=2, max_steps=30, patience=10, val=0.25, test=0.
 
 
 @pytest.fixture(scope="module")
-def records():
-    if not os.environ.get(data.DATA_ENV):
-        pytest.skip(f"{data.DATA_ENV} is not set (CI sets it to ../shared/data)")
-    per_patient = {}
-    for rec in data.msld():
-        per_patient.setdefault(rec.patient_id, []).append(rec)
-    single = [recs[0] for _, recs in sorted(per_patient.items()) if len(recs) == 1]
-    return [r for r in single if r.label == "Monkeypox"][:8] + [r for r in single if r.label == "Others"][:8]
+def records(msld_one_image_patients):
+    return msld_one_image_patients
 
 
 @pytest.fixture(scope="module")
