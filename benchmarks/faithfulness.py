@@ -73,6 +73,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _args import positive_int  # noqa: E402
+
 import xai_lab
 from xai_lab.data import imagenet_samples
 from xai_lab.explain import method_spec
@@ -167,24 +170,14 @@ def _shard(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _count(text: str) -> int:
-    return 0 if text.strip() == "0" else _positive(text)
+    return 0 if text.strip() == "0" else positive_int(text)
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=_positive, default=200, help="number of images (1..1000; default 200: every 5th sample)")
+    p.add_argument("--n", type=positive_int, default=200, help="number of images (1..1000; default 200: every 5th sample)")
     p.add_argument("--methods", type=choose_methods, default=list(DEFAULT_METHODS),
                    help="default, cheap, all, or names separated by commas")
     p.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT}; with --merge DIR: DIR)")
@@ -192,14 +185,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="PATH",
                    help="combine results files (or a folder's records*.jsonl) instead of running")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--sanity-images", type=_count, default=10, help="sanity check on the first this many images of the list (0: none)")
-    p.add_argument("--sanity-steps", type=_positive, default=3, help="cascade stages of the sanity check")
+    p.add_argument("--sanity-steps", type=positive_int, default=3, help="cascade stages of the sanity check")
     p.add_argument("--fractions", type=_fractions, default=Protocol.fractions, help="pixel-perturbation fractions")
-    p.add_argument("--step", type=_positive, default=Protocol.step, help="pixels per step of deletion/insertion")
+    p.add_argument("--step", type=positive_int, default=Protocol.step, help="pixels per step of deletion/insertion")
     p.add_argument("--seed", type=int, default=0, help="explanation seed = seed + image index; bootstrap seed")
-    p.add_argument("--resamples", type=_positive, default=2000, help="bootstrap resamples")
-    p.add_argument("--jobs", type=_positive, default=1,
+    p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples")
+    p.add_argument("--jobs", type=positive_int, default=1,
                    help="run this many shards side by side (subprocesses, one torch thread each), then merge them")
     p.add_argument("--limit", type=_count, default=None,
                    help="stop after this many new evaluations (a time-boxed run; run again to continue)")

@@ -43,6 +43,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _args import positive_int  # noqa: E402
+
 import xai_lab
 from xai_lab.data import msld as msld_records
 from xai_lab.metrics import roar as roar_metric
@@ -71,16 +74,6 @@ def _methods(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -96,17 +89,17 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--ks", type=_ks, default=list(roar_metric.DEFAULT_KS), help="percentages of pixels removed")
     p.add_argument("--methods", type=_methods, default=list(roar_metric.ROAR_METHODS), help="names separated by commas")
-    p.add_argument("--copies", type=_positive, default=1, help="views per training image (1: no augmentation)")
-    p.add_argument("--rise-masks", type=_positive, default=500, help="RISE masks per image")
+    p.add_argument("--copies", type=positive_int, default=1, help="views per training image (1: no augmentation)")
+    p.add_argument("--rise-masks", type=positive_int, default=500, help="RISE masks per image")
     p.add_argument("--train-fraction", type=_fraction, default=1.0,
                    help="train on this seeded fraction of the training and validation patients (all test patients)")
     p.add_argument("--seed", type=int, default=0, help="maps (batch b: seed + b), ties, bootstrap, training")
-    p.add_argument("--n-boot", type=_positive, default=2000, help="bootstrap draws of test patients")
+    p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap draws of test patients")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON file (default {DEFAULT_OUT})")
     p.add_argument("--maps", type=Path, default=None, help="saliency-map cache (default results/roar_maps_seed<seed>.pt)")
     p.add_argument("--no-maps-cache", action="store_true", help="compute the maps without reading or writing a file")
     p.add_argument("--device", default="cpu", help="where the maps are computed (cpu or cuda)")
-    p.add_argument("--threads", type=_positive, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
     return p
 
 
