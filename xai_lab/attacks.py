@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .explain import check_input, eval_mode
+from .ops import check_input, eval_mode
 from .models import Classifier
 from .targets import resolve_targets
 

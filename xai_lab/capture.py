@@ -5,6 +5,7 @@ also when it ends with an exception.
 from __future__ import annotations
 
 import difflib
+import threading
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
@@ -32,11 +33,20 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
 
 @contextmanager
 def forward_hooks(modules: Iterable[nn.Module], hook: Callable) -> Iterator[None]:
-    """Register ``hook(module, inputs, output)`` as a forward hook on every module; remove them all on exit."""
+    """Register ``hook(module, inputs, output)`` as a forward hook on every module; remove them all
+    on exit. The hook acts only on forward passes run by the thread that registered it: another
+    thread using the same model meanwhile is not affected."""
+    owner = threading.get_ident()
+
+    def own_thread_only(module, inputs, output):
+        if threading.get_ident() != owner:
+            return None
+        return hook(module, inputs, output)
+
     handles = []
     try:
         for module in modules:
-            handles.append(module.register_forward_hook(hook))
+            handles.append(module.register_forward_hook(own_thread_only))
         yield
     finally:
         for handle in handles:
@@ -50,10 +60,16 @@ class LayerRecorder:
     The hook hands the next layer a copy of the output, so an in-place operation that follows
     (``ReLU(inplace=True)`` after a convolution in torchvision models) cannot overwrite the
     recorded tensor. Outputs that are tuples keep their first element.
+
+    ``start_graph=True``: each recorded output is a new leaf that requires a gradient (detached
+    from what came before), so gradients with respect to it exist even when nothing before the
+    layer requires one (frozen parameters, or a layer before every parameter), and no graph is
+    kept for the part of the network before the layer.
     """
 
-    def __init__(self, model: nn.Module, layers: Iterable[str | nn.Module]):
+    def __init__(self, model: nn.Module, layers: Iterable[str | nn.Module], start_graph: bool = False):
         self.named = [resolve_layer(model, layer) for layer in layers]
+        self.start_graph = start_graph
         self.outputs: dict[str, list[torch.Tensor]] = {}
         self._stack = None
 
@@ -62,6 +78,10 @@ class LayerRecorder:
         name_of = {id(module): name for name, module in self.named}
 
         def hook(module, inputs, output):
+            if self.start_graph and isinstance(output, torch.Tensor) and output.is_floating_point():
+                leaf = output.detach().requires_grad_(True)
+                self.outputs[name_of[id(module)]].append(leaf)
+                return leaf.clone()
             tensor = output[0] if isinstance(output, (tuple, list)) else output
             self.outputs[name_of[id(module)]].append(tensor)
             if isinstance(output, torch.Tensor):

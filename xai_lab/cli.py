@@ -46,7 +46,7 @@ def cmd_explain(args) -> int:
 
 
 def _uses_layer(name: str) -> bool:
-    from .explain import method_spec
+    from .registry import method_spec
 
     return method_spec(name).needs_layer
 

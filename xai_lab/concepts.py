@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from .capture import LayerRecorder, resolve_layer
-from .explain import check_input, eval_mode, upsample
+from .ops import check_input, eval_mode, upsample
 from .models import unwrap
 
 

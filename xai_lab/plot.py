@@ -6,7 +6,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .explain import Explanation, normalize_per_image
+from .explain import Explanation
+from .ops import normalize_per_image
 
 
 def to_image(x: torch.Tensor, classifier=None) -> np.ndarray:

@@ -41,3 +41,29 @@ def check_targets(target: int | Sequence[int] | torch.Tensor, n: int, num_classe
 def target_scores(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The logit of each image's target class, [N]."""
     return logits.gather(1, targets.view(-1, 1)).squeeze(1)
+
+
+def class_index(categories: Sequence[str], label: str) -> int:
+    """The index of class ``label`` in ``categories``, matched without regard to case; an
+    unknown label raises a ``ValueError`` that lists the closest labels."""
+    lowered = [c.lower() for c in categories]
+    if label.lower() in lowered:
+        return lowered.index(label.lower())
+    import difflib
+
+    close = difflib.get_close_matches(label.lower(), lowered, n=3)
+    hint = f"; close labels: {', '.join(close)}" if close else ""
+    raise ValueError(f"Unknown class label {label!r}{hint}")
+
+
+def labels_to_indices(target, categories: Sequence[str] | None):
+    """``target`` with every class label (str) replaced by its index in ``categories``; a label
+    without categories (a bare model) raises a ``ValueError``."""
+    if isinstance(target, str) or (isinstance(target, (list, tuple)) and any(isinstance(t, str) for t in target)):
+        if categories is None:
+            raise ValueError(f"target {target!r} is a class label, but a bare model has no class names: "
+                             "give class indices, or explain a Classifier")
+        if isinstance(target, str):
+            return class_index(categories, target)
+        return [class_index(categories, t) if isinstance(t, str) else t for t in target]
+    return target

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import xai_lab
-from xai_lab.explain import normalize_per_image
+from xai_lab.ops import normalize_per_image
 
 
 def _randomize_biases(model: nn.Module, seed: int = 0) -> nn.Module:

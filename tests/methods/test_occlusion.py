@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import xai_lab
-from xai_lab.metrics.perturbation import gaussian_blur
+from xai_lab.ops import gaussian_blur
 
 
 class RegionMean(nn.Module):

@@ -14,8 +14,10 @@ import torch
 from torch import nn
 
 from ..capture import forward_hooks
-from ..explain import Context, Result, register, upsample
-from .cam import gradcam_weights, layer_activations_and_gradients, weighted_sum
+from ..context import Context, Result
+from ..ops import upsample
+from ..registry import register
+from .cam import gradcam_weights, activations_and_gradients, weighted_sum
 from .gradients import input_gradient
 
 Rule = Callable[[torch.Tensor, torch.Tensor, float, float | None], torch.Tensor]
@@ -128,7 +130,7 @@ def guided_gradcam(ctx: Context) -> Result:
     The paper shows P as an RGB image; the map here is max over channels of |P|, the reduction
     used for every gradient map (so it equals up(Grad-CAM) * the guided-backprop map).
     ``extras["attribution"]``: P; ``layer_map``: the Grad-CAM map before upsampling."""
-    A, G, _ = layer_activations_and_gradients(ctx)
+    A, G, _ = activations_and_gradients(ctx)
     layer_map = weighted_sum(A, gradcam_weights(A, G))
     product = modified_gradient(ctx, guided_rule) * upsample(layer_map, ctx.x.shape[-2:])[:, None]
     result = _gradient_map(product)

@@ -8,51 +8,21 @@ one backward pass that stops at the layer, and forms ``map = ReLU(sum_k w_k * A_
 from __future__ import annotations
 
 import inspect
-import math
-from typing import Callable
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 import torch
 
-from ..capture import LayerRecorder
-from ..explain import Context, Result, SharedPass, register
+from ..capture import LayerRecorder, forward_hooks, resolve_layer
+from ..context import Context, Result, layer_activations
+from ..ops import check_positive, upsample
+from ..registry import SharedPass, register
 
 
-
-def layer_activations_and_gradients(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(A, dy_c/dA, y_c) for the context's layer: one forward pass, one backward pass to the layer.
-    Token sequences are turned into feature maps first (see :func:`as_feature_map`)."""
-    with LayerRecorder(ctx.model, [ctx.layer]) as recorder:
-        logits = ctx.forward(ctx.x)
-        activations = recorder[ctx.layer_name]
-        scores = ctx.scores(logits)
-        (gradients,) = ctx.grad(scores, activations)
-    return as_feature_map(ctx, activations.detach()), as_feature_map(ctx, gradients), scores.detach()
-
-
-def as_feature_map(ctx: Context, t: torch.Tensor) -> torch.Tensor:
-    """A layer output as a feature map [N, K, h, w]. With ``explain(..., reshape=f)``: ``f(t)``.
-    Otherwise [N, K, h, w] stays; [N, 1 + h*w, C] (ViT: class token first) drops the class token
-    and becomes [N, C, h, w]; [N, h*w, C] becomes [N, C, h, w]; a Swin model's [N, h, w, C] is
-    permuted. The gradient is reshaped the same way (re-indexing commutes with differentiation)."""
-    if ctx.reshape is not None:
-        t = ctx.reshape(t)
-    elif t.dim() == 3:
-        n, tokens, c = t.shape
-        side = math.isqrt(tokens - 1)
-        if side * side == tokens - 1:
-            t = t[:, 1:]
-        else:
-            side = math.isqrt(tokens)
-            if side * side != tokens:
-                raise ValueError(f"Layer {ctx.layer_name!r} gives {tokens} tokens, not a square grid (+ class "
-                                 "token): pass reshape= to explain")
-        t = t.reshape(n, side, side, c).permute(0, 3, 1, 2)
-    elif t.dim() == 4 and type(ctx.model).__name__ == "SwinTransformer":
-        t = t.permute(0, 3, 1, 2)
-    if t.dim() != 4:
-        raise ValueError(f"Layer {ctx.layer_name!r} gives a tensor of shape {list(t.shape)}; "
-                         "CAM methods need a feature map [N, K, h, w] (or pass reshape= to explain)")
-    return t
+def activations_and_gradients(ctx: Context) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(A, dy_c/dA, y_c) for the context's layer: one forward pass, one backward pass to the layer
+    (:func:`~xai_lab.context.layer_activations` with ``gradients=True``)."""
+    return layer_activations(ctx, gradients=True)
 
 
 def weighted_sum(activations: torch.Tensor, weights: torch.Tensor, relu: bool = True) -> torch.Tensor:
@@ -110,13 +80,13 @@ def gradient_cam(name: str) -> Callable:
 
     def decorate(finish: Callable) -> Callable:
         def method(ctx: Context, **options) -> Result:
-            return finish(layer_activations_and_gradients(ctx), **options)
+            return finish(activations_and_gradients(ctx), **options)
 
         params = list(inspect.signature(finish).parameters.values())[1:]
         method.__signature__ = inspect.Signature([inspect.Parameter("ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD)] + params)
         method.__doc__, method.__name__ = finish.__doc__, finish.__name__
         register(name, family="cam", needs_layer=True,
-                 shared=SharedPass(layer_activations_and_gradients, finish))(method)
+                 shared=SharedPass(activations_and_gradients, finish))(method)
         return finish
 
     return decorate
@@ -173,12 +143,6 @@ def layercam(computed, relu: bool = True) -> Result:
 
 # --- CAM and Smooth Grad-CAM++ ------------------------------------------------------------
 
-from contextlib import contextmanager  # noqa: E402
-from typing import Iterator, Sequence  # noqa: E402
-
-from ..capture import forward_hooks, resolve_layer  # noqa: E402
-from ..explain import upsample  # noqa: E402
-
 
 @register("cam", family="cam", needs_layer=True)
 def cam(ctx: Context, head: str | None = None, relu: bool = False) -> Result:
@@ -198,10 +162,8 @@ def cam(ctx: Context, head: str | None = None, relu: bool = False) -> Result:
     name, linear = resolve_layer(ctx.model, name)
     if not isinstance(linear, torch.nn.Linear):
         raise ValueError(f"CAM head {name!r} is a {type(linear).__name__}, not an nn.Linear")
-    with torch.no_grad(), LayerRecorder(ctx.model, [ctx.layer]) as recorder:
-        ctx.scores(ctx.forward(ctx.x))  # fixes the target classes
-        activations = recorder[ctx.layer_name]
-    if activations.dim() != 4 or activations.shape[1] != linear.in_features:
+    activations, _, _ = layer_activations(ctx)  # one forward pass; fixes the target classes
+    if activations.shape[1] != linear.in_features:
         raise ValueError(f"Layer {ctx.layer_name!r} gives shape {list(activations.shape)} but head {name!r} expects "
                          f"{linear.in_features} channels: CAM needs the feature map that is pooled into the head")
     weights = linear.weight[ctx.targets][:, :, None, None]
@@ -260,30 +222,19 @@ def smoothgradcampp(ctx: Context, n_samples: int = 16, sigma: float = 0.3, batch
       alpha = mean G^2 / (2 mean G^2 + sum_ab A_ab mean G^3 + 1e-8), and both ReLU(G) in w_k and
       the activations of the final sum taken from the LAST noisy copy.
     Passes: 1 clean forward + ``n_samples`` forward and backward, ``batch_size`` copies at a time."""
-    from tqdm import trange
-
     if variant not in ("paper", "torchcam"):
         raise ValueError(f"variant must be 'paper' or 'torchcam', not {variant!r}")
-    if n_samples < 1 or batch_size < 1:
-        raise ValueError("n_samples and batch_size must be >= 1")
+    check_positive("n_samples", n_samples, integer=True)
+    check_positive("sigma", sigma, allow_zero=True)
     x, n = ctx.x, ctx.n
     sums = [0, 0, 0]
-    with _clipped_layer(ctx, neurons, region), LayerRecorder(ctx.model, [ctx.layer]) as recorder:
-        with torch.no_grad():
-            ctx.scores(ctx.forward(x))  # clean activations; fixes the target classes
-        A = recorder[ctx.layer_name]
-        if A.dim() != 4:
-            raise ValueError(f"Layer {ctx.layer_name!r} gives a tensor of shape {list(A.shape)}; "
-                             "CAM methods need a feature map [N, K, h, w]")
-        for start in trange(0, n_samples, batch_size, desc="smooth grad-cam++", leave=False,
-                            disable=not ctx.progress or n_samples <= batch_size):
-            k = min(batch_size, n_samples - start)
-            recorder.clear()
-            eps = torch.randn((k * n,) + x.shape[1:], generator=ctx.generator, device=x.device, dtype=x.dtype)
-            scores = ctx.scores(ctx.forward(x.repeat(k, 1, 1, 1) + sigma * eps), repeats=k)
-            noisy_A = recorder[ctx.layer_name]
-            (G,) = ctx.grad(scores, noisy_A)
-            scale = scores.detach().exp().view(-1, 1, 1, 1) if variant == "paper" else 1.0
+    with _clipped_layer(ctx, neurons, region):
+        A, _, _ = layer_activations(ctx)  # the clean activations; fixes the target classes
+        for start, k in ctx.batches(n_samples, batch_size, desc="smooth grad-cam++"):
+            noisy = x.repeat(k, 1, 1, 1) + sigma * torch.randn((k * n,) + x.shape[1:], generator=ctx.generator,
+                                                               device=x.device, dtype=x.dtype)
+            noisy_A, G, scores = layer_activations(ctx, gradients=True, inputs=noisy, repeats=k)
+            scale = scores.exp().view(-1, 1, 1, 1) if variant == "paper" else 1.0
             for i in range(3):
                 sums[i] = sums[i] + (scale * G.pow(i + 1)).view(k, *A.shape).sum(0)
     g1, g2, g3 = (s / n_samples for s in sums)
@@ -292,7 +243,7 @@ def smoothgradcampp(ctx: Context, n_samples: int = 16, sigma: float = 0.3, batch
     else:
         alpha = g2 / (2 * g2 + A.sum(dim=(2, 3), keepdim=True) * g3 + 1e-8)
         weights = (alpha * G[-n:].clamp_min(0)).sum(dim=(2, 3), keepdim=True)
-        A = noisy_A[-n:].detach()
+        A = noisy_A[-n:]
     extras = {}
     if filters is not None:
         index = torch.as_tensor(list(filters), dtype=torch.long, device=A.device)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..explain import Context, Result, register
+from ..context import Context, Result
+from ..registry import register
 
 
 @register("random", family="control")

@@ -23,7 +23,9 @@ import torch
 from torch import nn
 
 from ..capture import LayerRecorder
-from ..explain import Context, Result, normalize_per_image, register, upsample
+from ..context import Context, Result
+from ..ops import normalize_per_image, upsample
+from ..registry import register
 
 _CONV_OR_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
 

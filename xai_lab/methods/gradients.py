@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from ..explain import Context, Result, register
+from ..context import Context, Result
+from ..ops import baseline_image, check_positive
+from ..registry import register
 
 
 def input_gradient(ctx: Context, inputs: torch.Tensor, repeats: int = 1) -> torch.Tensor:
@@ -15,14 +17,11 @@ def input_gradient(ctx: Context, inputs: torch.Tensor, repeats: int = 1) -> torc
     return grad
 
 
-def _in_chunks(ctx: Context, make_inputs, total: int, batch_size: int, desc: str):
-    """Yield (inputs, gradient) for ``total`` copies of the batch, ``batch_size`` copies at a time."""
-    from tqdm import trange
-
-    for start in trange(0, total, batch_size, desc=desc, disable=not ctx.progress or total <= batch_size, leave=False):
-        k = min(batch_size, total - start)
-        inputs = make_inputs(start, k)
-        yield inputs, input_gradient(ctx, inputs, repeats=k)
+def _gradients_in_batches(ctx: Context, make_inputs, total: int, batch_size: int, desc: str):
+    """Yield the input gradient of ``total`` copies of the batch, ``batch_size`` copies at a time
+    (``make_inputs(start, k)`` builds copies start..start+k-1)."""
+    for start, k in ctx.batches(total, batch_size, desc):
+        yield input_gradient(ctx, make_inputs(start, k), repeats=k)
 
 
 @register("saliency", family="gradient")
@@ -50,8 +49,8 @@ def smoothgrad(ctx: Context, n_samples: int = 25, noise: float = 0.15, batch_siz
     """SmoothGrad (Smilkov et al. 2017): mean of the gradient over ``n_samples`` copies of x with
     Gaussian noise of std ``noise * (max(x) - min(x))`` per image; map = max over channels of
     |mean gradient|. ``magnitude=False`` keeps the sign (channel sum)."""
-    if n_samples < 1:
-        raise ValueError("n_samples must be >= 1")
+    check_positive("n_samples", n_samples, integer=True)
+    check_positive("noise", noise, allow_zero=True)
     n = ctx.n
     x = ctx.x
     span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(n, 1, 1, 1)
@@ -62,7 +61,7 @@ def smoothgrad(ctx: Context, n_samples: int = 25, noise: float = 0.15, batch_siz
         return x.repeat(k, 1, 1, 1) + eps * sigma.repeat(k, 1, 1, 1)
 
     total = torch.zeros_like(x)
-    for _, grad in _in_chunks(ctx, noisy, n_samples, batch_size, "smoothgrad"):
+    for grad in _gradients_in_batches(ctx, noisy, n_samples, batch_size, "smoothgrad"):
         total += grad.view(-1, *x.shape).sum(0)
     mean = total / n_samples
     saliency = mean.abs().amax(dim=1) if magnitude else mean.sum(dim=1)
@@ -75,17 +74,15 @@ def integrated_gradients(ctx: Context, baseline: float | torch.Tensor | str = 0.
     """Integrated gradients (Sundararajan et al. 2017): (x - x') * integral_0^1 dy/dx(x' + a(x - x')) da,
     Gauss-Legendre quadrature with ``steps`` points (as captum's default), summed over channels.
 
-    ``baseline``: a number or tensor in model-input units, or ``"black"`` (pixel 0 under the
-    classifier's input scaling). ``extras["delta"]``: completeness gap sum(IG) - (y(x) - y(x'))."""
+    ``baseline``: a number or tensor in model-input units, or a name of
+    :func:`~xai_lab.ops.baseline_image` (``"black"``: pixel 0 under the classifier's input
+    scaling; ``"zero"``, ``"mean"``, ``"blur"``). ``extras["delta"]``: completeness gap sum(IG) - (y(x) - y(x'))."""
     import numpy as np
 
+    check_positive("steps", steps, integer=True)
     x = ctx.x
-    if isinstance(baseline, str):
-        if baseline != "black" or ctx.classifier is None:
-            raise ValueError("baseline must be a number, a tensor, or 'black' (which needs a Classifier)")
-        base = ctx.classifier.from_pixels(torch.zeros_like(x))
-    else:
-        base = torch.as_tensor(baseline, dtype=x.dtype, device=x.device).expand_as(x)
+    base = baseline_image(x, baseline if isinstance(baseline, (str, int, float)) else
+                          torch.as_tensor(baseline, dtype=x.dtype, device=x.device), ctx.classifier)
     nodes, weights = np.polynomial.legendre.leggauss(steps)
     alphas = torch.tensor((nodes + 1) / 2, dtype=x.dtype, device=x.device)
     weights = torch.tensor(weights / 2, dtype=x.dtype, device=x.device)
@@ -96,7 +93,7 @@ def integrated_gradients(ctx: Context, baseline: float | torch.Tensor | str = 0.
 
     total = torch.zeros_like(x)
     done = 0
-    for _, grad in _in_chunks(ctx, scaled, steps, batch_size, "integrated gradients"):
+    for grad in _gradients_in_batches(ctx, scaled, steps, batch_size, "integrated gradients"):
         k = grad.shape[0] // ctx.n
         total += (grad.view(k, *x.shape) * weights[done:done + k].view(k, 1, 1, 1, 1)).sum(0)
         done += k

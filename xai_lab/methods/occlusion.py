@@ -7,8 +7,9 @@ from typing import Callable, Iterator
 
 import torch
 
-from ..explain import Context, Result, register
-from ..metrics.perturbation import gaussian_blur
+from ..context import Context, Result
+from ..ops import baseline_image, check_positive
+from ..registry import register
 
 OUTPUTS = ("probability", "logit")
 
@@ -39,34 +40,14 @@ def masked_batches(ctx: Context, n_masks: int, make_masks: Callable[[torch.Tenso
     ``make_masks(indices)`` builds the masks (1 keeps a pixel) for those indices, so only one batch
     of masks is in memory. ``fill``: [N or 1, 3, H or 1, W or 1] in model-input units, None for 0.
     Each forward pass holds max(1, batch_size // N) masks times the N images."""
-    from tqdm import trange
-
-    if batch_size < 1:
-        raise ValueError("batch_size must be >= 1")
+    check_positive("batch_size", batch_size, integer=True)
     n, x = ctx.n, ctx.x
-    per_batch = max(1, batch_size // n)
-    for start in trange(0, n_masks, per_batch, desc=desc, disable=not ctx.progress, leave=False):
-        masks = make_masks(torch.arange(start, min(start + per_batch, n_masks), device=x.device))
+    for start, k in ctx.batches(n_masks, max(1, batch_size // n), desc):
+        masks = make_masks(torch.arange(start, start + k, device=x.device))
         batch = x[None] * masks[:, None]
         if fill is not None:
             batch = batch + fill[None] * (1 - masks[:, None])
-        k = masks.shape[0]
         yield masks, target_output(ctx, ctx.forward(batch.flatten(0, 1)), k, output).view(k, n)
-
-
-def occlusion_baseline(x: torch.Tensor, baseline: str | float, sigma: float) -> torch.Tensor:
-    """What fills the patch: ``"zero"`` (0 in model-input units), ``"mean"`` (each image's
-    per-channel mean), ``"blur"`` (copy blurred as the metrics' blur baseline, std ``sigma``
-    pixels) or a number."""
-    if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
-        return torch.full((1, 1, 1, 1), float(baseline), dtype=x.dtype, device=x.device)
-    if baseline == "zero":
-        return torch.zeros((1, 1, 1, 1), dtype=x.dtype, device=x.device)
-    if baseline == "mean":
-        return x.mean(dim=(2, 3), keepdim=True)
-    if baseline == "blur":
-        return gaussian_blur(x, sigma)
-    raise ValueError(f"baseline must be 'zero', 'mean', 'blur' or a number, got {baseline!r}")
 
 
 def window_cover(size: int, window: int, stride: int, device=None) -> torch.Tensor:
@@ -89,16 +70,19 @@ def occlusion(ctx: Context, window: int = 16, stride: int = 8, baseline: str | f
     ``baseline`` slides with ``stride``; each pixel gets the mean over the windows covering it of
     f(x) - f(x with the window occluded), f = target probability or logit (``output``).
 
-    ``baseline``: see :func:`occlusion_baseline` (``sigma``: blur std in pixels). Same windows,
+    ``baseline``: a name of :func:`~xai_lab.ops.baseline_image` (``"zero"``, ``"black"``,
+    ``"mean"``, ``"blur"`` with std ``sigma`` pixels) or a number in model-input units. Same windows,
     clipping and averaging as captum's ``Occlusion`` with ``sliding_window_shapes=(3, window,
     window)``. One forward pass per window position plus the clean one; ``batch_size`` images
     (at least N) per forward pass. ``extras["windows"]``: window positions (rows, columns).
     """
+    check_positive("window", window, integer=True)
+    check_positive("stride", stride, integer=True)
     h, w = ctx.x.shape[-2:]
     rows = window_cover(h, window, stride, ctx.device).to(ctx.x.dtype)
     cols = window_cover(w, window, stride, ctx.device).to(ctx.x.dtype)
     n_rows, n_cols = rows.shape[0], cols.shape[0]
-    fill = occlusion_baseline(ctx.x, baseline, sigma)
+    fill = baseline_image(ctx.x, baseline, ctx.classifier, sigma)
     with torch.no_grad():
         clean = target_output(ctx, ctx.forward(ctx.x), 0, output)
 

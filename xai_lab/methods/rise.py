@@ -8,7 +8,8 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from ..explain import Context, Result, register
+from ..context import Context, Result
+from ..registry import register
 from .occlusion import masked_batches
 
 

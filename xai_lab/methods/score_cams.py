@@ -5,36 +5,14 @@ the activations ``A`` [N, K, h, w] of one clean forward pass.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import torch
 import torch.nn.functional as F
 
-from ..capture import LayerRecorder
-from ..explain import Context, Result, normalize_per_image, register, upsample
+from ..capture import forward_hooks
+from ..context import Context, Result, layer_activations
+from ..ops import check_positive, normalize_per_image, upsample
+from ..registry import register
 from .cam import weighted_sum
-
-
-@torch.no_grad()
-def layer_activations(ctx: Context) -> tuple[torch.Tensor, torch.Tensor]:
-    """(A [N, K, h, w], target logits [N]) from one clean forward pass, which also fixes the targets."""
-    with LayerRecorder(ctx.model, [ctx.layer]) as recorder:
-        scores = ctx.scores(ctx.forward(ctx.x))
-        activations = recorder[ctx.layer_name]
-    if activations.dim() != 4:
-        raise ValueError(f"Layer {ctx.layer_name!r} gives a tensor of shape {list(activations.shape)}; "
-                         "CAM methods need a feature map [N, K, h, w]")
-    return activations, scores
-
-
-@torch.no_grad()
-def _logits(ctx: Context, batches, total: int, desc: str) -> torch.Tensor:
-    """Raw logits of every batch, concatenated, with a progress bar when asked."""
-    from tqdm import tqdm
-
-    return torch.cat([ctx.forward(b) for b in tqdm(batches, total=total, desc=desc, disable=not ctx.progress,
-                                                    leave=False)])
 
 
 @register("scorecam", family="cam", needs_layer=True)
@@ -54,7 +32,8 @@ def scorecam(ctx: Context, batch_size: int = 32, score: str = "probability", ali
     ``extras``: ``scores`` [N, K], ``weights`` [N, K]."""
     if score not in ("probability", "logit"):
         raise ValueError(f"score must be 'probability' or 'logit', not {score!r}")
-    A, _ = layer_activations(ctx)
+    check_positive("batch_size", batch_size, integer=True)
+    A, _, _ = layer_activations(ctx)
     n, k = A.shape[:2]
     rows = A.transpose(0, 1).reshape(k * n, *A.shape[2:])  # row j: channel j // n of image j % n
     size = tuple(ctx.x.shape[-2:])
@@ -75,33 +54,29 @@ def scorecam(ctx: Context, batch_size: int = 32, score: str = "probability", ali
         scores = ctx.scores(ctx.probabilities(masked(), total=total, desc="Score-CAM"), repeats=k).view(k, n).T
         weights = torch.where(constant, torch.zeros_like(scores), scores)
     else:
-        scores = ctx.scores(_logits(ctx, masked(), total, "Score-CAM"), repeats=k).view(k, n).T
+        scores = ctx.scores(ctx.outputs(masked(), total=total, desc="Score-CAM"), repeats=k).view(k, n).T
         weights = torch.softmax(scores, dim=1)
     layer_map = weighted_sum(A, weights[:, :, None, None], relu)
     return Result(layer_map=layer_map, extras={"scores": scores, "weights": weights})
 
 
-@contextmanager
-def _output_replaced(module: torch.nn.Module, make_output) -> Iterator[None]:
-    """While active, ``module(...)`` skips its own computation and returns ``make_output()``."""
-    own = module.__dict__.get("forward")
-    module.forward = lambda *args, **kwargs: make_output()
-    try:
-        yield
-    finally:
-        if own is None:
-            del module.forward
-        else:
-            module.forward = own
+def _channel_axis(ctx: Context, output: torch.Tensor) -> int:
+    """Which axis of the layer's raw output holds the channels (see ``as_feature_map``)."""
+    if ctx.reshape is not None:
+        raise ValueError("Ablation-CAM zeroes channels of the layer's own output, whose layout is unknown when "
+                         "reshape= is given; explain a layer whose output is [N, K, h, w], [N, tokens, C] or Swin's")
+    if output.dim() == 3 or type(ctx.model).__name__ == "SwinTransformer":
+        return -1
+    return 1
 
 
 @register("ablationcam", family="cam", needs_layer=True)
 def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only: bool = True) -> Result:
     """Ablation-CAM (Desai & Ramaswamy 2020): ReLU(sum_k w_k A_k), w_k = (y_c - y_c^k) / y_c.
 
-    y_c^k is the target logit with channel k of the layer's output set to zero. The clean activations A are recorded once; then the layer, instead of computing, returns
-    ``batch_size`` copies of A with channel k zeroed in copy k, and the rest of the network runs on
-    them. ``tail_only=True``: a single image goes in, so the modules that run before the layer do
+    y_c^k is the target logit with channel k of the layer's output set to zero. The clean
+    activations A are recorded once; then the layer's output is replaced by ``batch_size`` copies
+    of it with channel k zeroed in copy k, and the rest of the network runs on them. ``tail_only=True``: a single image goes in, so the modules that run before the layer do
     so once per batch of channels, on one image, and a skip connection from them broadcasts over the
     copies (for ``layer="features"`` nothing runs before it); a network that concatenates earlier
     features with later ones fails then: use ``tail_only=False``, which sends a copy of the image
@@ -110,26 +85,32 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     ``ablated_scores`` [N, K], ``weights`` [N, K]."""
     from tqdm import tqdm
 
-    A, y = layer_activations(ctx)
+    check_positive("batch_size", batch_size, integer=True)
+    A, _, y = layer_activations(ctx)
     n, k = A.shape[:2]
     state = {}
 
-    def ablated_copies() -> torch.Tensor:
+    def ablate(module, inputs, output):
+        if not isinstance(output, torch.Tensor):
+            raise ValueError(f"Layer {ctx.layer_name!r} returns a {type(output).__name__}; Ablation-CAM needs a tensor")
         state["calls"] += 1
         if state["calls"] > 1:
             raise RuntimeError(f"Layer {ctx.layer_name!r} runs more than once per forward pass; "
                                "Ablation-CAM needs a layer that runs once")
         channels = state["channels"]
-        copies = A[state["image"]].repeat(len(channels), 1, 1, 1)
-        copies[torch.arange(len(channels), device=A.device), channels] = 0
+        copies = output.expand(len(channels), *output.shape[1:]).clone() if output.shape[0] == 1 else output.clone()
+        axis = _channel_axis(ctx, output) % copies.dim()
+        index = [torch.arange(len(channels), device=copies.device)] + [slice(None)] * (copies.dim() - 1)
+        index[axis] = channels
+        copies[tuple(index)] = 0
         return copies
 
     chunks = [(i, start) for i in range(n) for start in range(0, k, batch_size)]
     ablated = A.new_empty(n, k)
-    with torch.no_grad(), _output_replaced(ctx.layer, ablated_copies):
+    with torch.no_grad(), forward_hooks([ctx.layer], ablate):
         for i, start in tqdm(chunks, desc="Ablation-CAM", disable=not ctx.progress, leave=False):
             channels = torch.arange(start, min(start + batch_size, k), device=A.device)
-            state.update(calls=0, image=i, channels=channels)
+            state.update(calls=0, channels=channels)
             if tail_only:
                 logits = ctx.forward(ctx.x[i:i + 1])
                 ctx.forward_images += len(channels) - 1  # every ablated copy counts as one pass
@@ -153,7 +134,7 @@ def eigencam(ctx: Context, center: bool = True, relu: bool = True) -> Result:
     The sign of v_1 is arbitrary; it is chosen so that the projection correlates positively with
     the channel sum of the activations (a positive map where the layer is active).
     ``extras["component"]``: v_1 [N, K]."""
-    A, _ = layer_activations(ctx)
+    A, _, _ = layer_activations(ctx)
     n, k, h, w = A.shape
     M = A.flatten(2).transpose(1, 2)
     if center:

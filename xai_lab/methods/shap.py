@@ -18,8 +18,9 @@ import warnings
 import torch
 from torch import nn
 
-from ..explain import Context, Result, register
-from ..metrics.perturbation import gaussian_blur
+from ..context import Context, Result
+from ..ops import gaussian_blur
+from ..registry import register
 from .gradients import input_gradient
 
 #: Default baseline distribution: blurred copies of each image (sigma in pixels) ...

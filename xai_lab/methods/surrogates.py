@@ -15,7 +15,8 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from ..explain import Context, Result, register
+from ..context import Context, Result
+from ..registry import register
 
 SEGMENTATION_DEFAULTS = {
     "quickshift": {"kernel_size": 4, "max_dist": 200, "ratio": 0.2},  # LIME's defaults

@@ -16,39 +16,11 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from ..explain import check_input, eval_mode
+from ..ops import baseline_image, check_input, eval_mode
 from ..models import unwrap
 from ..targets import resolve_targets
 
 DEFAULT_FRACTIONS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
-    """Separable Gaussian blur of [N, C, H, W] (kernel radius 3 sigma, reflect padding)."""
-    from torchvision.transforms.functional import gaussian_blur as tv_blur
-
-    radius = int(3 * sigma)
-    size = min(2 * radius + 1, 2 * (min(x.shape[-2:]) // 2) - 1)
-    return tv_blur(x, kernel_size=[size, size], sigma=[sigma, sigma])
-
-
-def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor, classifier=None) -> torch.Tensor:
-    """What removed pixels become, in model-input units: ``"black"`` (pixel 0 under the
-    classifier's input scaling: -1 for EfficientNet-Lite0, not 0), ``"mean"`` (each image's
-    channel means), ``"blur"`` (a blurred copy, sigma 5 px), a number, or a tensor."""
-    if isinstance(baseline, torch.Tensor):
-        return baseline.to(x).expand_as(x)
-    if isinstance(baseline, (int, float)):
-        return torch.full_like(x, float(baseline))
-    if baseline == "black":
-        if classifier is None:
-            raise ValueError("baseline='black' needs a Classifier (to know the input scaling); pass a number instead")
-        return classifier.from_pixels(torch.zeros_like(x))
-    if baseline == "mean":
-        return x.mean(dim=(2, 3), keepdim=True).expand_as(x)
-    if baseline == "blur":
-        return gaussian_blur(x)
-    raise ValueError(f"Unknown baseline {baseline!r}: use 'black', 'mean', 'blur', a number or a tensor")
 
 
 def ranking(saliency: torch.Tensor, order: str = "morf") -> torch.Tensor:

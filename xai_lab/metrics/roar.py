@@ -121,7 +121,7 @@ def _method_options(method: str, options: dict | None) -> dict:
 
 def check_methods(methods: Sequence[str]) -> list[str]:
     """The names as a list; ValueError for an unknown name or a repeated one."""
-    from ..explain import method_spec
+    from ..registry import method_spec
 
     names = [methods] if isinstance(methods, str) else list(methods)
     if not names:

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..explain import explain, normalize_per_image
+from ..explain import explain
+from ..ops import normalize_per_image
 from ..models import unwrap
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..explain import eval_mode
+from ..ops import eval_mode
 from ..models import unwrap
 from .objective import objective
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..explain import eval_mode
+from ..ops import eval_mode
 from .activation_maximization import Visualization
 from ..models import unwrap
 from .objective import objective

@@ -1,0 +1,185 @@
+"""What a method sees and what it returns.
+
+:class:`Context` gives a method the model, the checked input, the target classes, the layer, a
+seeded random generator and a progress flag; it counts every image sent forward or backward,
+batches repeated work (:meth:`Context.batches`, :meth:`Context.outputs`), and records the
+layer's activations (and their gradient) for every CAM in one place
+(:func:`layer_activations`). :class:`Result` is what a method returns.
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from .capture import LayerRecorder
+from .targets import Target, check_targets, resolve_targets, target_scores
+
+
+@dataclass
+class Result:
+    """What a method returns: a map at input resolution, or a layer map that ``explain``
+    upsamples, plus anything method-specific in ``extras``."""
+
+    saliency: torch.Tensor | None = None
+    layer_map: torch.Tensor | None = None
+    extras: dict = field(default_factory=dict)
+
+
+class Context:
+    """What a method sees. Counts every image it sends forward or backward through the model."""
+
+    def __init__(self, model: nn.Module, x: torch.Tensor, target: Target, layer: tuple[str, nn.Module] | None,
+                 classifier, generator: torch.Generator, progress: bool, reshape: Callable | None = None):
+        self.model = model
+        self.reshape = reshape
+        self.x = x
+        self.classifier = classifier
+        self.layer_name, self.layer = layer if layer else (None, None)
+        self.generator = generator
+        self.progress = progress
+        self._target = target
+        self._targets: torch.Tensor | None = None
+        self.forward_images = 0
+        self.backward_images = 0
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits of ``inputs`` (graph kept unless under ``torch.no_grad``)."""
+        self.forward_images += inputs.shape[0]
+        return self.model(inputs)
+
+    def grad(self, outputs: torch.Tensor, inputs, **kwargs) -> tuple[torch.Tensor, ...]:
+        """``torch.autograd.grad(outputs.sum(), inputs)``; counts ``len(outputs)`` backward images."""
+        self.backward_images += outputs.shape[0]
+        inputs = inputs if isinstance(inputs, (list, tuple)) else [inputs]
+        return torch.autograd.grad(outputs.sum(), inputs, **kwargs)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """Target class per image [N]. For ``target=None`` (or a bare model, whose class count is
+        unknown) this costs one counted forward pass, unless the method already called
+        :meth:`scores` on the clean input's logits."""
+        if self._targets is None:
+            if self._target is not None and self.classifier is not None:
+                self._targets = check_targets(self._target, self.n, len(self.classifier.categories), self.device)
+            else:
+                with torch.no_grad():
+                    self._targets = resolve_targets(self._target, self.forward(self.x))
+        return self._targets
+
+    def scores(self, logits: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+        """Target logits of a batch laid out as ``repeats`` consecutive copies of the N images.
+        With ``repeats == 1`` and ``target=None`` these must be the logits of ``ctx.x``: they fix
+        the predicted classes; for perturbed copies the clean input is classified first."""
+        if self._targets is None:
+            if repeats != 1 and self._target is None:
+                self.targets  # the predicted classes of the clean input: one more forward pass
+            else:
+                self._targets = resolve_targets(self._target, logits[: self.n])
+        return target_scores(logits, self._targets.repeat(repeats))
+
+    def batches(self, total: int, batch_size: int, desc: str = "") -> Iterator[tuple[int, int]]:
+        """``(start, k)`` for ``total`` items taken ``batch_size`` at a time, with a progress bar
+        when asked (and when there is more than one batch). The one batching loop of the package."""
+        from tqdm import trange
+
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+        for start in trange(0, total, batch_size, desc=desc, leave=False,
+                            disable=not self.progress or total <= batch_size):
+            yield start, min(batch_size, total - start)
+
+    @torch.no_grad()
+    def outputs(self, batches: Iterable[torch.Tensor], total: int | None = None, desc: str = "",
+                softmax: bool = False) -> torch.Tensor:
+        """Logits (or softmax probabilities) of every batch, concatenated, with a progress bar."""
+        from tqdm import tqdm
+
+        outs = []
+        for batch in tqdm(batches, total=total, desc=desc, disable=not self.progress, leave=False):
+            logits = self.forward(batch)
+            outs.append(torch.softmax(logits, dim=1) if softmax else logits)
+        return torch.cat(outs)
+
+    def probabilities(self, batches: Iterable[torch.Tensor], total: int | None = None, desc: str = "") -> torch.Tensor:
+        """Softmax outputs of every batch, concatenated (:meth:`outputs` with ``softmax=True``)."""
+        return self.outputs(batches, total, desc, softmax=True)
+
+
+@contextmanager
+def _parameters_frozen(model: nn.Module) -> Iterator[None]:
+    """Within the block no parameter of ``model`` requires a gradient, so a forward pass records
+    no graph for them; the flags are restored on exit, also on exceptions."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def layer_activations(ctx: Context, gradients: bool = False, inputs: torch.Tensor | None = None, repeats: int = 1
+                      ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """(A, dy_c/dA or None, y_c) for the context's layer, as feature maps [N, K, h, w] (see
+    :func:`as_feature_map`), and the target scores [N]. ``inputs``: ``repeats`` stacked (e.g.
+    noisy) copies of the N images instead of ``ctx.x`` (see :meth:`Context.scores`).
+
+    One forward pass; with ``gradients=True`` also one backward pass that stops at the layer. The
+    graph starts at the layer: the model's parameters do not require gradients during the pass
+    and the layer's output is made a leaf that does, so the least work is done, frozen models
+    work, and so does a layer that comes before every parameter."""
+    if not gradients:
+        with torch.no_grad(), LayerRecorder(ctx.model, [ctx.layer]) as recorder:
+            scores = ctx.scores(ctx.forward(ctx.x if inputs is None else inputs), repeats)
+            activations = recorder[ctx.layer_name]
+        return as_feature_map(ctx, activations), None, scores
+    with torch.enable_grad(), _parameters_frozen(ctx.model), \
+            LayerRecorder(ctx.model, [ctx.layer], start_graph=True) as recorder:
+        logits = ctx.forward(ctx.x if inputs is None else inputs)
+        activations = recorder[ctx.layer_name]
+        scores = ctx.scores(logits, repeats)
+        if not scores.requires_grad:
+            raise RuntimeError(f"The target score does not depend on layer {ctx.layer_name!r} through operations "
+                               "autograd can follow; explain another layer")
+        (grads,) = ctx.grad(scores, activations)
+    return as_feature_map(ctx, activations.detach()), as_feature_map(ctx, grads), scores.detach()
+
+
+def as_feature_map(ctx: Context, t: torch.Tensor) -> torch.Tensor:
+    """A layer output as a feature map [N, K, h, w]. With ``explain(..., reshape=f)``: ``f(t)``.
+    Otherwise [N, K, h, w] stays; [N, 1 + h*w, C] (ViT: class token first) drops the class token
+    and becomes [N, C, h, w]; [N, h*w, C] becomes [N, C, h, w]; a Swin model's [N, h, w, C] is
+    permuted. The gradient is reshaped the same way (re-indexing commutes with differentiation)."""
+    if ctx.reshape is not None:
+        t = ctx.reshape(t)
+    elif t.dim() == 3:
+        n, tokens, c = t.shape
+        side = math.isqrt(tokens - 1)
+        if side * side == tokens - 1:
+            t = t[:, 1:]
+        else:
+            side = math.isqrt(tokens)
+            if side * side != tokens:
+                raise ValueError(f"Layer {ctx.layer_name!r} gives {tokens} tokens, not a square grid (+ class "
+                                 "token): pass reshape= to explain")
+        t = t.reshape(n, side, side, c).permute(0, 3, 1, 2)
+    elif t.dim() == 4 and type(ctx.model).__name__ == "SwinTransformer":
+        t = t.permute(0, 3, 1, 2)
+    if t.dim() != 4:
+        raise ValueError(f"Layer {ctx.layer_name!r} gives a tensor of shape {list(t.shape)}; "
+                         "CAM methods need a feature map [N, K, h, w] (or pass reshape= to explain)")
+    return t
