@@ -78,7 +78,7 @@ from _args import positive_int  # noqa: E402
 
 import xai_lab
 from xai_lab.data import imagenet_samples
-from xai_lab.explain import method_spec
+from xai_lab.registry import method_spec
 from xai_lab.metrics.comparison import (Protocol, ResultsFile, compare, evaluate, merge_results, parse_shard,
                                         read_results, record_key, sanity_scores, shard_slice, summarize)
 

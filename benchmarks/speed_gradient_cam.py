@@ -37,7 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _timing import Candidate, environment, set_threads, time_interleaved  # noqa: E402
 
 import xai_lab  # noqa: E402
-from xai_lab.explain import method_spec  # noqa: E402
+from xai_lab.registry import method_spec  # noqa: E402
 
 LAYER = "features"
 N_STEPS = 16          # integrated gradients

@@ -5,7 +5,8 @@ import torch
 
 import xai_lab
 from xai_lab.capture import hook_count
-from xai_lab.explain import Explanation, normalize_per_image
+from xai_lab.explain import Explanation
+from xai_lab.ops import normalize_per_image
 
 
 def test_methods_lists_the_foundation_methods():
