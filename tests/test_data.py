@@ -99,3 +99,134 @@ def test_load_image_accepts_paths_arrays_and_pil(tmp_path):
         data.load_image(np.zeros((5, 6, 3), dtype=np.float32))
     with pytest.raises(FileNotFoundError):
         data.load_image(tmp_path / "missing.png")
+
+
+# --- load_image: every PIL mode against the same picture saved as 8-bit RGB ---
+
+def _grey(seed=0, shape=(6, 7)):
+    return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
+
+
+def _colour(seed=0, shape=(6, 7)):
+    return np.random.default_rng(seed).integers(0, 256, shape + (3,), dtype=np.uint8)
+
+
+def _on_white(colour, alpha):
+    """The documented compositing: alpha * colour + (1 - alpha) * white, rounded."""
+    a = alpha[..., None].astype(np.float64) / 255
+    rgb = np.broadcast_to(colour[..., None] if colour.ndim == 2 else colour, alpha.shape + (3,))
+    return np.rint(rgb * a + 255 * (1 - a)).astype(np.uint8)
+
+
+def _as_rgb(grey):
+    return np.repeat(grey[..., None], 3, axis=2)
+
+
+def _cases():
+    """(mode, make the PIL image, the same content as an 8-bit RGB array, file suffix)."""
+    g, c = _grey(), _colour()
+    alpha = _grey(seed=1)
+    cmyk = np.random.default_rng(2).integers(0, 256, (6, 7, 4), dtype=np.uint8)
+    bits = np.random.default_rng(3).random((6, 7)) > 0.5
+    palette = _colour(seed=4, shape=(4,))
+    index = np.random.default_rng(5).integers(0, 4, (6, 7), dtype=np.uint8)
+
+    def p_with_transparency():
+        im = Image.fromarray(index, "P")
+        im.putpalette(palette.flatten().tolist())
+        im.info["transparency"] = 2
+        return im
+
+    p_expected = palette[index].copy()
+    p_expected[index == 2] = 255
+    return [
+        ("I;16", lambda: Image.fromarray(g.astype(np.uint16) * 257), _as_rgb(g), "png"),
+        ("I;16B", lambda: Image.frombytes("I;16B", (7, 6), (g.astype(">u2") * 257).tobytes()), _as_rgb(g), "tif"),
+        ("I 16-bit", lambda: Image.fromarray(g.astype(np.int32) * 257, "I"), _as_rgb(g), "tif"),
+        ("I 8-bit", lambda: Image.fromarray(g.astype(np.int32), "I"), _as_rgb(g), "tif"),
+        ("F in [0, 1]", lambda: Image.fromarray(g.astype(np.float32) / 255, "F"), _as_rgb(g), "tif"),
+        ("F in [0, 255]", lambda: Image.fromarray(g.astype(np.float32), "F"), _as_rgb(g), "tif"),
+        ("L", lambda: Image.fromarray(g, "L"), _as_rgb(g), "png"),
+        ("1", lambda: Image.fromarray(bits), _as_rgb(bits.astype(np.uint8) * 255), "png"),
+        ("LA", lambda: Image.fromarray(np.stack([g, alpha], axis=2), "LA"), _on_white(g, alpha), "png"),
+        ("RGBA", lambda: Image.fromarray(np.concatenate([c, alpha[..., None]], axis=2), "RGBA"),
+         _on_white(c, alpha), "png"),
+        ("P with transparency", p_with_transparency, p_expected, "png"),
+        ("CMYK", lambda: Image.fromarray(cmyk, "CMYK"),
+         np.rint((255.0 - cmyk[..., :3]) * (255.0 - cmyk[..., 3:]) / 255).astype(np.uint8), "tif"),
+        ("RGB", lambda: Image.fromarray(c, "RGB"), c, "png"),
+    ]
+
+
+@pytest.mark.parametrize("mode, make, expected, suffix", _cases(), ids=[case[0] for case in _cases()])
+def test_every_mode_loads_like_the_same_picture_saved_as_8_bit_rgb(tmp_path, mode, make, expected, suffix):
+    image = make()
+    assert image.mode == mode.split()[0]
+    path = tmp_path / f"image.{suffix}"
+    image.save(path)
+    reference = tmp_path / "reference.png"
+    Image.fromarray(expected, "RGB").save(reference)
+    loaded = np.asarray(data.load_image(path)).astype(int)
+    want = np.asarray(data.load_image(reference)).astype(int)
+    assert loaded.shape == want.shape == expected.shape
+    assert np.abs(loaded - want).max() <= 1, f"{mode}: off by up to {np.abs(loaded - want).max()} levels"
+    from_pil = np.asarray(data.load_image(make())).astype(int)
+    assert np.abs(from_pil - want).max() <= 1
+
+
+def test_a_16_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
+    ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "ramp.png")
+    loaded = np.asarray(data.load_image(tmp_path / "ramp.png"))[..., 0]
+    assert (loaded == 255).mean() < 0.01
+    assert loaded.min() == 0 and loaded.max() == 255
+    assert np.abs(loaded.astype(float) - ramp / 257).max() <= 0.5
+
+
+def test_array_with_alpha_is_composited_on_white():
+    rgba = np.zeros((2, 2, 4), dtype=np.uint8)
+    rgba[0, 0] = (200, 0, 0, 255)
+    assert data.BACKGROUND == (255, 255, 255)
+    loaded = np.asarray(data.load_image(rgba))
+    assert tuple(loaded[0, 0]) == (200, 0, 0) and tuple(loaded[1, 1]) == data.BACKGROUND
+
+
+def _png_bytes(size=64):
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(_colour(shape=(size, size))).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _jpeg_bytes(size=64):
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(_colour(shape=(size, size))).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all", _png_bytes()[:40], _png_bytes()[:-200],
+                                     _jpeg_bytes()[:-300], _jpeg_bytes()[:200]],
+                         ids=["empty", "text", "png header only", "truncated png", "truncated jpeg",
+                              "jpeg header only"])
+def test_unreadable_files_raise_image_error_naming_the_path(tmp_path, content):
+    path = tmp_path / "broken.png"
+    path.write_bytes(content)
+    with pytest.raises(data.ImageError, match="broken.png"):
+        data.load_image(path)
+    assert issubclass(data.ImageError, ValueError)
+
+
+def test_a_folder_and_out_of_range_values_raise_image_error(tmp_path):
+    with pytest.raises(data.ImageError, match="not a file"):
+        data.load_image(tmp_path)
+    with pytest.raises(data.ImageError, match="NaN"):
+        data.load_image(Image.fromarray(np.full((3, 3), np.nan, dtype=np.float32), "F"))
+    with pytest.raises(data.ImageError, match=r"\[0, 1\] or \[0, 255\]"):
+        data.load_image(Image.fromarray(np.full((3, 3), 300, dtype=np.float32), "F"))
+    with pytest.raises(data.ImageError, match="0..65535"):
+        data.load_image(Image.fromarray(np.full((3, 3), -5, dtype=np.int32), "I"))
+    with pytest.raises(ValueError, match="no pixels"):
+        data.load_image(np.zeros((0, 4, 3), dtype=np.uint8))

@@ -14,11 +14,11 @@ import csv
 import hashlib
 import os
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache, lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image
@@ -34,6 +34,15 @@ MSLD_LABELS = ("Monkeypox", "Others")
 
 class DataError(RuntimeError):
     """A data file is missing or does not match its checksum."""
+
+
+class ImageError(ValueError):
+    """An image file or PIL image that cannot be read as an RGB picture (not an image, truncated,
+    values outside the range its mode allows). The message names the file."""
+
+
+#: The colour transparent pixels are composited on by :func:`load_image`.
+BACKGROUND = (255, 255, 255)
 
 
 @dataclass(frozen=True)
@@ -52,22 +61,102 @@ class ImageRecord:
 
 
 def load_image(image) -> Image.Image:
-    """A path, PIL image or HxWx3 (or HxW) uint8 array -> PIL RGB image."""
+    """A path, PIL image or HxW / HxWx3 / HxWx4 uint8 array -> 8-bit PIL RGB image.
+
+    Every PIL mode is converted by what its values mean, never by clipping:
+
+    * 16-bit greyscale (``I;16``, ``I;16B``, ...): scaled by the bit depth, level v -> round(v * 255 / 65535);
+    * 32-bit integer ``I`` (its bit depth is not stored): values must lie in 0..65535; an image whose
+      largest value is above 255 is taken as 16-bit and scaled like ``I;16``, otherwise as 8-bit
+      (so a 16-bit image that is entirely darker than level 256 of 65535 reads as 8-bit);
+    * float ``F``: finite values in [0, 1] are scaled by 255, values in [0, 255] (largest above 1)
+      are taken as 8-bit levels; NaN, infinity or values outside [0, 255] raise :class:`ImageError`;
+    * transparency (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa``/``La``, and ``P``/``L``/``RGB``
+      with a transparent colour): composited on a **white** background,
+      out = (alpha * colour + (255 - alpha) * 255) / 255, rounded;
+    * ``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``HSV``, ``LAB``, ``RGBX``: PIL's conversion to RGB.
+
+    A missing path raises ``FileNotFoundError``; a file that cannot be decoded as an image (not
+    an image, truncated, an unsupported mode) raises :class:`ImageError` naming the path.
+    """
     if isinstance(image, Image.Image):
-        return image.convert("RGB")
+        try:
+            image.load()
+        except Exception as exc:  # a lazily opened file that turns out broken
+            source = getattr(image, "filename", "") or "the PIL image"
+            raise ImageError(f"Cannot read {source} as an image ({type(exc).__name__}: {exc})") from exc
+        return _to_rgb(image)
     if isinstance(image, (str, os.PathLike)):
-        path = Path(image)
-        if not path.is_file():
-            raise FileNotFoundError(f"No image at {path}")
-        with Image.open(path) as im:
-            return im.convert("RGB")
+        return _read_image_file(Path(image))
     if isinstance(image, np.ndarray):
         if image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4)):
             if image.dtype != np.uint8:
                 raise TypeError(f"Image arrays must be uint8 (0..255), got {image.dtype}")
-            return Image.fromarray(image).convert("RGB")
-        raise ValueError(f"Image arrays must be HxW or HxWx3, got shape {image.shape}")
+            if image.shape[0] == 0 or image.shape[1] == 0:
+                raise ValueError(f"Image array has no pixels: shape {image.shape}")
+            return _to_rgb(Image.fromarray(image))
+        raise ValueError(f"Image arrays must be HxW, HxWx3 or HxWx4, got shape {image.shape}")
     raise TypeError(f"Cannot load an image from {type(image).__name__}")
+
+
+def _read_image_file(path: Path) -> Image.Image:
+    if not path.exists():
+        raise FileNotFoundError(f"No image at {path}")
+    if not path.is_file():
+        raise ImageError(f"{path} is not a file, so it cannot be read as an image")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return _to_rgb(im)
+    except ImageError as exc:
+        raise ImageError(f"Cannot read {path} as an image: {exc}") from exc
+    except Exception as exc:  # PIL's decoders raise many types on a broken file (OSError, SyntaxError, ...)
+        raise ImageError(f"Cannot read {path} as an image ({type(exc).__name__}: {exc}); "
+                         "is it an image file, and complete?") from exc
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """One PIL image of any mode -> 8-bit RGB (the rules are listed in :func:`load_image`)."""
+    if im.mode.startswith("I;16"):
+        return _levels_to_rgb(np.asarray(im).astype(np.float64) * (255 / 65535))
+    if im.mode == "I":
+        values = np.asarray(im)
+        low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
+        if low < 0 or high > 65535:
+            raise ImageError(f"a 32-bit integer (mode I) image must hold levels 0..65535 (8 or 16 bit), "
+                             f"got {low}..{high}; scale it to 0..255 yourself")
+        return _levels_to_rgb(values.astype(np.float64) * (255 / 65535 if high > 255 else 1.0))
+    if im.mode == "F":
+        values = np.asarray(im).astype(np.float64)
+        if not np.isfinite(values).all():
+            raise ImageError("a float (mode F) image holds NaN or infinite values")
+        low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+        if low < 0 or high > 255:
+            raise ImageError(f"a float (mode F) image must hold values in [0, 1] or [0, 255], got {low:g}..{high:g}")
+        return _levels_to_rgb(values * (255.0 if high <= 1 else 1.0))
+    if im.mode in ("RGBa", "La"):  # premultiplied: the colour is already alpha * colour
+        pixels = np.asarray(im).astype(np.float64)
+        alpha = pixels[..., -1:] / 255.0
+        colour = np.broadcast_to(pixels[..., :-1], pixels.shape[:2] + (3,))
+        return _rgb_array(colour + np.asarray(BACKGROUND, dtype=np.float64) * (1.0 - alpha))
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        pixels = np.asarray(im.convert("RGBA")).astype(np.float64)
+        alpha = pixels[..., 3:] / 255.0
+        return _rgb_array(pixels[..., :3] * alpha + np.asarray(BACKGROUND, dtype=np.float64) * (1.0 - alpha))
+    try:
+        return im.convert("RGB")
+    except ValueError as exc:
+        raise ImageError(f"cannot convert a mode {im.mode} image to RGB ({exc})") from exc
+
+
+def _levels_to_rgb(levels: np.ndarray) -> Image.Image:
+    """Greyscale levels in [0, 255] (floats) [H, W] -> RGB, rounded to the nearest level."""
+    return _rgb_array(np.repeat(levels[..., None], 3, axis=2))
+
+
+def _rgb_array(levels: np.ndarray) -> Image.Image:
+    """Colour levels in [0, 255] (floats) [H, W, 3] -> RGB, rounded to the nearest level."""
+    return Image.fromarray(np.clip(np.rint(levels), 0, 255).astype(np.uint8), "RGB")
 
 
 def _registry(name: str) -> list[dict]:
@@ -83,7 +172,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _checked(path: Path, sha256: str, size: int, mtime: float) -> bool:
     return _sha256(path) == sha256
 
@@ -157,7 +246,8 @@ def msld() -> list[ImageRecord]:
     for row in _registry("msld_v1.csv"):
         url = MSLD_URL.format(folder=MSLD_REMOTE_FOLDER[row["label"]], image_id=row["image_id"])
         path = _fetch(f"msld-v1/images/{row['label']}/{row['image_id']}.jpg", url, row["sha256"])
-        records.append(ImageRecord(path=path, label=row["label"], patient_id=row["patient_id"], image_id=row["image_id"]))
+        records.append(ImageRecord(path=path, label=row["label"], patient_id=row["patient_id"],
+                                   image_id=row["image_id"]))
     return records
 
 
