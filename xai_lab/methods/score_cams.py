@@ -74,7 +74,8 @@ def _channel_axis(ctx: Context, output: torch.Tensor) -> int:
 def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only: bool = True) -> Result:
     """Ablation-CAM (Desai & Ramaswamy 2020): ReLU(sum_k w_k A_k), w_k = (y_c - y_c^k) / y_c.
 
-    y_c^k is the target logit with channel k of the layer's output set to zero. The clean
+    y_c^k is the target logit with channel k of the layer's output set to zero (where y_c is
+    exactly 0 the weights are the drops y_c - y_c^k, unscaled, instead of NaN). The clean
     activations A are recorded once; then the layer's output is replaced by ``batch_size`` copies
     of it with channel k zeroed in copy k, and the rest of the network runs on them. ``tail_only=True``: a single image goes in, so the modules that run before the layer do
     so once per batch of channels, on one image, and a skip connection from them broadcasts over the
@@ -117,7 +118,8 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
             else:
                 logits = ctx.forward(ctx.x[i:i + 1].expand(len(channels), -1, -1, -1))
             ablated[i, channels] = logits[:, ctx.targets[i]]
-    weights = (y[:, None] - ablated) / y[:, None]
+    drops = y[:, None] - ablated
+    weights = torch.where(y[:, None] != 0, drops / torch.where(y[:, None] != 0, y[:, None], 1.0), drops)
     layer_map = weighted_sum(A, weights[:, :, None, None], relu)
     return Result(layer_map=layer_map, extras={"scores": y, "ablated_scores": ablated, "weights": weights})
 
