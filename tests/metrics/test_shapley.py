@@ -115,7 +115,7 @@ def test_a_linear_model_gets_its_own_contributions():
     contribution = (model[1].weight[1].view(3, 4, 4) * (x - base)[0]).detach()
     assert result.values.numpy() == pytest.approx(superpixel_sums(contribution, seg).numpy(), abs=1e-5)
     assert float(result.payoffs[-1]) == pytest.approx(float(model(x)[0, 1].detach()), abs=1e-5)
-    assert float(result.payoffs[0]) == pytest.approx(float(model(base)[0, 1]), abs=1e-5)
+    assert float(result.payoffs[0]) == pytest.approx(float(model(base)[0, 1].detach()), abs=1e-5)
 
 
 def test_probabilities_on_a_conv_net_are_efficient(tiny):
