@@ -10,26 +10,10 @@ import torch
 from torch import nn
 
 from ..explain import explain
-from ..ops import normalize_per_image
 from ..models import unwrap
+from .agreement import spearman, ssim
 
-
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman rank correlation of two maps (average ranks for ties); 0 when either is constant."""
-    from scipy.stats import spearmanr
-
-    a, b = a.flatten().numpy(), b.flatten().numpy()
-    if a.min() == a.max() or b.min() == b.max():
-        return 0.0  # a constant map has no ranking: no correlation (scipy would warn and give NaN)
-    return float(spearmanr(a, b).statistic)
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Structural similarity of two maps after per-map min-max normalisation to [0, 1]."""
-    from skimage.metrics import structural_similarity
-
-    a, b = normalize_per_image(torch.stack([a, b])).numpy()
-    return float(structural_similarity(a, b, data_range=1.0))
+__all__ = ["parameter_layers", "sanity_check"]
 
 
 def parameter_layers(model: nn.Module) -> list[str]:
@@ -48,16 +32,24 @@ def _reinitialise(module: nn.Module, generator: torch.Generator) -> None:
 
 
 def sanity_check(classifier_or_model, x: torch.Tensor, method: str, target=None, steps: int | None = None,
-                 seed: int = 0, **options) -> dict:
+                 seed: int = 0, options: dict | None = None, **method_options) -> dict:
     """Cascading model randomisation: re-initialise the parameter layers from the top (output)
     down, one group at a time, on a copy of the model, and compare each map with the original.
 
     ``steps``: how many cascade stages (layers grouped evenly; default every parameter layer).
+    ``options``: the method's own options, e.g. ``options={"steps": 16}`` for integrated
+    gradients' quadrature points, which ``steps`` above would not reach. Options given as
+    further keywords (``layer="act2"``) also go to the method; an option given both ways is an
+    error.
     Returns ``layers`` (the last layer randomised at each stage), ``spearman`` and ``ssim``
     [stages, N] (|map| for Spearman as in the paper's "absolute" variant), ``maps`` [stages, N, H, W],
     and the random-target test ``random_target_spearman`` [N]: the map for another (random)
     class against the map for the target (a class-discriminative method gives a low value).
     """
+    both = sorted(set(options or {}) & set(method_options))
+    if both:
+        raise TypeError(f"Option(s) {', '.join(both)} given both in options= and as keywords")
+    options = {**(options or {}), **method_options}
     model, classifier = unwrap(classifier_or_model)
     original = explain(classifier_or_model, x, method=method, target=target, seed=seed, **options)
     targets = original.target
