@@ -2,11 +2,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 import torch
 
 from xai_lab import plot
 from xai_lab.explain import Explanation
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 
 def test_to_image_undoes_the_input_scaling(lite0):
@@ -20,3 +28,79 @@ def test_grid_has_one_row_per_image_and_one_column_per_method():
     fig = plot.grid(images, {"a": maps, "b": torch.rand(2, 8, 8)}, row_titles=["x", "y"])
     assert len(fig.axes) == 6
     assert fig.axes[1].get_title() == "a" and fig.axes[0].get_title() == "x"
+
+
+def test_overlay_keeps_its_style_and_adds_a_colour_bar_on_request():
+    fig, ax = plt.subplots()
+    plot.overlay(ax, np.zeros((8, 8, 3)), torch.rand(8, 8))
+    assert len(fig.axes) == 1
+    artist = ax.get_images()[1]
+    assert artist.get_clim() == (0, 1) and artist.get_cmap().name == "jet"
+    fig, ax = plt.subplots()
+    plot.overlay(ax, np.zeros((8, 8, 3)), torch.rand(8, 8), colorbar=True)
+    assert len(fig.axes) == 2 and ax.get_images()[1].colorbar is not None
+
+
+def test_percentile_limit_is_the_percentile_of_magnitudes():
+    m = torch.arange(-50.0, 51.0)  # magnitudes 0..50, each twice except 0
+    assert plot.percentile_limit(m, 100) == 50.0
+    assert plot.percentile_limit(m, 99) == pytest.approx(np.percentile(np.abs(m.numpy()), 99))
+    spiky = torch.ones(100, 100)
+    spiky[0, 0] = 1000.0
+    assert plot.percentile_limit(spiky, 99) == 1.0  # one extreme pixel does not set the scale
+    clipped, limit = plot.clip_percentile(spiky, 99)
+    assert limit == 1.0 and float(clipped.max()) == 1.0
+    assert plot.percentile_limit(torch.zeros(3, 3)) > 0
+    with pytest.raises(ValueError):
+        plot.percentile_limit(m, 0)
+
+
+def test_signed_maps_get_symmetric_limits_and_a_diverging_map():
+    m = torch.tensor([[-1.0, 0.5], [3.0, 0.0]])
+    assert plot.color_limits(m) == (-3.0, 3.0)
+    assert plot.color_limits(m.abs()) == (0.0, 3.0)
+    fig, ax = plt.subplots()
+    artist = plot.show_map(ax, m)
+    assert artist.get_clim() == (-3.0, 3.0)
+    assert artist.get_cmap().name == plot.SIGNED_CMAP
+    assert artist.colorbar is not None and len(fig.axes) == 2
+    fig, ax = plt.subplots()
+    artist = plot.show_map(ax, m.abs(), colorbar=False)
+    assert artist.get_clim() == (0.0, 3.0) and artist.get_cmap().name == plot.UNSIGNED_CMAP
+    assert artist.colorbar is None and len(fig.axes) == 1
+
+
+def test_show_map_clips_at_the_percentile_and_overlays_an_image():
+    m = torch.linspace(-1, 1, 100).view(10, 10)
+    m[0, 0] = -100.0
+    fig, ax = plt.subplots()
+    artist = plot.show_map(ax, m, image=np.zeros((10, 10, 3)), clip=99)
+    limit = plot.percentile_limit(m, 99)
+    assert limit < 100 and artist.get_clim() == (-limit, limit)
+    assert len(ax.get_images()) == 2 and artist.get_alpha() == 0.6
+
+
+def test_map_grid_shares_one_scale_and_one_colour_bar():
+    small, large = torch.rand(2, 6, 6), 5 * torch.rand(2, 6, 6) - 2.5
+    images = [np.zeros((6, 6, 3))] * 2
+    fig = plot.map_grid({"small": small, "large": large}, images=images, row_titles=["p", "q"])
+    assert len(fig.axes) == 2 * 3 + 1  # 2 rows x (image + 2 maps) + the shared colour bar
+    limit = float(large.abs().max())
+    clims = {ax.get_images()[-1].get_clim() for r, ax in enumerate(fig.axes[:6]) if r % 3}
+    assert clims == {(-limit, limit)}
+    assert fig.axes[1].get_title() == "small" and fig.axes[0].get_title() == "p"
+    fig = plot.map_grid({"a": small}, clip=50)
+    assert fig.axes[0].get_images()[0].get_clim() == (0.0, plot.percentile_limit(small, 50))
+    with pytest.raises(ValueError):
+        plot.map_grid({"a": small, "b": torch.rand(3, 6, 6)})
+
+
+def test_superpixel_values_are_centred_on_zero():
+    segments = np.array([[0, 0, 1], [2, 2, 1]])
+    fig, ax = plt.subplots()
+    artist = plot.superpixel_values(ax, np.zeros((2, 3, 3)), segments, {0: 0.5, 2: -2.0})
+    assert artist.get_clim() == (-2.0, 2.0)
+    assert np.asarray(artist.get_array()).tolist() == [[0.5, 0.5, 0.0], [-2.0, -2.0, 0.0]]
+    assert artist.colorbar is not None
+    artist = plot.superpixel_values(ax, np.zeros((2, 3, 3)), segments, [1.0, 0.0, 0.0], limit=4.0, colorbar=False)
+    assert artist.get_clim() == (-4.0, 4.0)

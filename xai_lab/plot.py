@@ -1,13 +1,33 @@
-"""Figures every chapter uses: a map over its image, and a grid of images x methods."""
+"""Figures the chapters share: a map over its image, grids of maps, superpixel values.
+
+One vocabulary for every map (Kindermans et al. 2019 and Adebayo et al. 2018 show how much
+a display choice can suggest):
+
+* unsigned maps (Grad-CAM, |gradient|, RISE) use a perceptually uniform colour map
+  (:data:`UNSIGNED_CMAP`, viridis) from 0 to a limit;
+* signed maps (input x gradient, integrated gradients, SHAP, occlusion, LIME weights) use a
+  diverging colour map (:data:`SIGNED_CMAP`, red positive, blue negative) on limits
+  [-L, L], so that white is exactly zero;
+* maps compared in one figure share one scale (:func:`map_grid`), and a colour bar says what
+  the colours mean;
+* spiky maps can be clipped at a percentile of their absolute values (:func:`percentile_limit`),
+  which the caption should state.
+
+:func:`overlay` and :func:`grid` keep the older style (each map min-max normalised on its own,
+``jet``) for the chapters that use them.
+"""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 
 from .explain import Explanation
 from .ops import normalize_per_image
+
+UNSIGNED_CMAP = "viridis"
+SIGNED_CMAP = "RdBu_r"
 
 
 def to_image(x: torch.Tensor, classifier=None) -> np.ndarray:
@@ -32,14 +52,101 @@ def _map_array(saliency) -> np.ndarray:
     return normalize_per_image(s[None])[0].numpy()
 
 
-def overlay(ax, image: np.ndarray, saliency, alpha: float = 0.5, cmap: str = "jet", title: str | None = None):
-    """Draw ``image`` (HxWx3 in [0, 1]) with the min-max normalised ``saliency`` on top."""
-    ax.imshow(image)
-    ax.imshow(_map_array(saliency), cmap=cmap, alpha=alpha, vmin=0, vmax=1,
-              extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+def _raw(maps) -> np.ndarray:
+    """Maps (Explanation, tensor or array of any shape) -> float64 numpy array, values unchanged."""
+    if isinstance(maps, Explanation):
+        maps = maps.saliency
+    if isinstance(maps, torch.Tensor):
+        maps = maps.detach().cpu().double().numpy()
+    values = np.asarray(maps, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("maps contain NaN or infinite values")
+    return values
+
+
+def _one_map(saliency) -> np.ndarray:
+    m = _raw(saliency)
+    while m.ndim > 2 and m.shape[0] == 1:
+        m = m[0]
+    if m.ndim != 2:
+        raise ValueError(f"expected one map [H, W], got shape {list(m.shape)}")
+    return m
+
+
+def percentile_limit(maps, q: float = 99.0) -> float:
+    """The ``q``-th percentile of the absolute values of ``maps`` (all values together: pass one
+    map for a per-map limit, several for a shared one). Clipping a spiky gradient map at its
+    99th percentile keeps a few extreme pixels from turning the rest of the map white.
+    ``q = 100`` is the largest magnitude. Never below the smallest positive float, so that it
+    can serve as a colour limit for an all-zero map."""
+    if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q <= 100:
+        raise ValueError(f"q must be a percentile in (0, 100], got {q!r}")
+    values = np.abs(_raw(maps)).ravel()
+    if values.size == 0:
+        raise ValueError("no values to take a percentile of")
+    return max(float(np.percentile(values, q)), float(np.finfo(np.float32).tiny))
+
+
+def clip_percentile(maps, q: float = 99.0) -> tuple[torch.Tensor, float]:
+    """``maps`` clipped to [-L, L] with L = :func:`percentile_limit` (maps, q), and L."""
+    limit = percentile_limit(maps, q)
+    return torch.as_tensor(_raw(maps)).float().clamp(-limit, limit), limit
+
+
+def is_signed(maps) -> bool:
+    """True when any value is negative (then the map needs a colour scale centred on zero)."""
+    return bool((_raw(maps) < 0).any())
+
+
+def color_limits(maps, signed: bool | None = None, clip: float | None = None) -> tuple[float, float]:
+    """(vmin, vmax) for ``maps``: symmetric (-L, L) for signed maps, (0, L) otherwise, with L the
+    largest magnitude or, with ``clip = q``, the ``q``-th percentile of the magnitudes.
+    ``signed=None`` decides from the values (:func:`is_signed`)."""
+    limit = percentile_limit(maps, 100.0 if clip is None else clip)
+    signed = is_signed(maps) if signed is None else signed
+    return (-limit, limit) if signed else (0.0, limit)
+
+
+def show_map(ax, saliency, image: np.ndarray | None = None, signed: bool | None = None,
+             limits: tuple[float, float] | None = None, clip: float | None = None, cmap: str | None = None,
+             alpha: float = 0.6, colorbar: bool = True, title: str | None = None):
+    """Draw one map [H, W] with its raw values on ``ax``, optionally over ``image`` (HxWx3 in
+    [0, 1]; the map then drawn with ``alpha``). Colours: :func:`color_limits` (signed maps
+    centred on zero with :data:`SIGNED_CMAP`, unsigned from 0 with :data:`UNSIGNED_CMAP`)
+    unless ``limits`` fixes them (for a scale shared with other maps). ``clip = q`` clips at
+    the q-th percentile of |map| (values beyond show the end colour). Adds a colour bar unless
+    ``colorbar=False``. Returns the map's image artist (``.colorbar`` is its colour bar)."""
+    m = _one_map(saliency)
+    signed = is_signed(m) if signed is None else signed
+    vmin, vmax = limits if limits is not None else color_limits(m, signed, clip)
+    if image is not None:
+        ax.imshow(image)
+    artist = ax.imshow(m, cmap=cmap or (SIGNED_CMAP if signed else UNSIGNED_CMAP), vmin=vmin, vmax=vmax,
+                       alpha=alpha if image is not None else None, interpolation="nearest",
+                       extent=(-0.5, m.shape[1] - 0.5, m.shape[0] - 0.5, -0.5))
+    if image is not None:
+        ax.set_xlim(-0.5, image.shape[1] - 0.5)
+        ax.set_ylim(image.shape[0] - 0.5, -0.5)
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
+    if colorbar:
+        ax.figure.colorbar(artist, ax=ax, fraction=0.046, pad=0.03)
+    return artist
+
+
+def overlay(ax, image: np.ndarray, saliency, alpha: float = 0.5, cmap: str = "jet", title: str | None = None,
+            colorbar: bool = False):
+    """Draw ``image`` (HxWx3 in [0, 1]) with the min-max normalised ``saliency`` on top (0 = the
+    map's minimum, 1 = its maximum; ``colorbar=True`` adds a bar saying so)."""
+    ax.imshow(image)
+    artist = ax.imshow(_map_array(saliency), cmap=cmap, alpha=alpha, vmin=0, vmax=1,
+                       extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    if colorbar:
+        ax.figure.colorbar(artist, ax=ax, fraction=0.046, pad=0.03, label="min-max normalized")
     return ax
 
 
@@ -61,3 +168,58 @@ def grid(images: Sequence[np.ndarray], columns: dict[str, Sequence], row_titles:
             overlay(axes[r, c], image, m, alpha=alpha, cmap=cmap, title=title if r == 0 else None)
     fig.tight_layout()
     return fig
+
+
+def map_grid(columns: dict[str, Sequence], images: Sequence[np.ndarray] | None = None,
+             row_titles: Sequence[str] | None = None, signed: bool | None = None, clip: float | None = None,
+             alpha: float = 0.6, size: float = 2.2, label: str | None = None):
+    """Maps compared on ONE scale: one row per image, one column per entry of ``columns``
+    (title -> maps [N, H, W] or an Explanation), and one colour bar for the whole figure.
+    With ``images`` the first column shows the image and the maps lie over it. The limits come
+    from :func:`color_limits` over every map of the figure (``clip = q``: the q-th percentile of
+    all their magnitudes). Returns the figure; its last axes is the shared colour bar."""
+    import matplotlib.pyplot as plt
+
+    maps = {title: _raw(m) for title, m in columns.items()}
+    n_rows = len(next(iter(maps.values())))
+    if any(len(m) != n_rows for m in maps.values()) or (images is not None and len(images) != n_rows):
+        raise ValueError("every column (and images) must hold one map per row")
+    every = np.concatenate([m.ravel() for m in maps.values()])
+    signed = is_signed(every) if signed is None else signed
+    limits = color_limits(every, signed, clip)
+    n_cols = len(maps) + (images is not None)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols + 0.8, size * n_rows), squeeze=False,
+                             layout="constrained")
+    artist = None
+    for r in range(n_rows):
+        if images is not None:
+            axes[r, 0].imshow(images[r])
+            axes[r, 0].set_axis_off()
+            if row_titles is not None:
+                axes[r, 0].set_title(row_titles[r], fontsize=9)
+        for c, (title, m) in enumerate(maps.items(), start=int(images is not None)):
+            artist = show_map(axes[r, c], m[r], image=None if images is None else images[r], signed=signed,
+                              limits=limits, alpha=alpha, colorbar=False, title=title if r == 0 else None)
+        if images is None and row_titles is not None:
+            axes[r, 0].set_ylabel(row_titles[r])
+    fig.colorbar(artist, ax=axes.ravel().tolist(), shrink=0.8, label=label)
+    return fig
+
+
+def superpixel_values(ax, image: np.ndarray, segments, values, limit: float | None = None,
+                      colorbar: bool = True, title: str | None = None, alpha: float = 0.55):
+    """Each superpixel of ``image`` coloured by its value (``values``: one per label 0..K-1, or a
+    dict label -> value, missing labels 0), on a diverging scale centred on zero ([-limit, limit],
+    default the largest magnitude): red raises the score, blue lowers it. Superpixel boundaries
+    in black. Returns the artist."""
+    from skimage.segmentation import mark_boundaries
+
+    segments = np.asarray(segments)
+    table = np.zeros(int(segments.max()) + 1)
+    if isinstance(values, dict):
+        for k, v in values.items():
+            table[int(k)] = float(v)
+    else:
+        table[:] = _raw(values).ravel()
+    return show_map(ax, table[segments], image=mark_boundaries(image, segments, color=(0, 0, 0)), signed=True,
+                    limits=None if limit is None else (-limit, limit), alpha=alpha, colorbar=colorbar, title=title)
