@@ -281,3 +281,32 @@ def where() -> str:
     """A sentence saying where data is read from (for ``xai-lab info``)."""
     root = data_dir()
     return f"{DATA_ENV}={root}" if root else f"downloads cached in {cache_dir()} ({DATA_ENV} not set)"
+
+
+def example_batch(n: int = 4, *, preprocess, names: Sequence[str] | None = None):
+    """The ImageNet sample images the chapters explain, preprocessed and stacked: ``(x, labels)``
+    with ``x`` [N, 3, H, W] and ``labels`` [N] (int64 class indices). Name an image by its label
+    (``classifier.categories[label]``), the data set's class, not by what a model predicts.
+
+    ``names``: these classes, in this order (class names as in ``classifier.categories``,
+    "Egyptian cat", or as in the file names, "Egyptian_cat"). Otherwise ``n`` images spread
+    over the classes: every ``1000 // n``-th class from the first (n = 30 takes classes
+    0, 33, ..., 957). ``preprocess``: image -> [3, H, W], e.g. ``classifier.preprocess``."""
+    import torch
+
+    records = imagenet_samples()
+    if names is not None:
+        by_name: dict[str, list[ImageRecord]] = {}
+        for r in records:
+            by_name.setdefault(r.name.replace("_", " "), []).append(r)
+        unclear = [name for name in names if len(by_name.get(name.replace("_", " "), [])) != 1]
+        if unclear:
+            raise ValueError(f"no single ImageNet sample of class {unclear} (names as in classifier.categories; "
+                             f"a name shared by two classes, like 'crane', is ambiguous)")
+        picked = [by_name[name.replace("_", " ")][0] for name in names]
+    else:
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= len(records):
+            raise ValueError(f"n must be an integer in 1..{len(records)}, got {n!r}")
+        picked = records[::len(records) // n][:n]
+    x = torch.stack([preprocess(r.load()) for r in picked])
+    return x, torch.tensor([r.label for r in picked], dtype=torch.long)
