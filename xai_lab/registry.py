@@ -87,3 +87,12 @@ def check_options(spec: MethodSpec, options: dict) -> None:
     if unknown:
         raise TypeError(f"Method {spec.name!r} has no option {', '.join(unknown)}; "
                         f"its options: {', '.join(accepted) or 'none'}")
+    defaults = spec.defaults()
+    for name, value in options.items():
+        default = defaults.get(name)
+        if isinstance(default, bool) and not isinstance(value, bool):
+            raise TypeError(f"Option {name!r} of method {spec.name!r} is True or False, got {value!r}")
+        if isinstance(default, str) and not isinstance(value, (str, int, float)) or (
+                isinstance(default, str) and isinstance(value, bool)):
+            raise TypeError(f"Option {name!r} of method {spec.name!r} must be a name such as {default!r}, "
+                            f"got {value!r}")

@@ -226,6 +226,7 @@ def smoothgradcampp(ctx: Context, n_samples: int = 16, sigma: float = 0.3, batch
         raise ValueError(f"variant must be 'paper' or 'torchcam', not {variant!r}")
     check_positive("n_samples", n_samples, integer=True)
     check_positive("sigma", sigma, allow_zero=True)
+    check_positive("batch_size", batch_size, integer=True)
     x, n = ctx.x, ctx.n
     sums = [0, 0, 0]
     with _clipped_layer(ctx, neurons, region):

@@ -51,6 +51,7 @@ def smoothgrad(ctx: Context, n_samples: int = 25, noise: float = 0.15, batch_siz
     |mean gradient|. ``magnitude=False`` keeps the sign (channel sum)."""
     check_positive("n_samples", n_samples, integer=True)
     check_positive("noise", noise, allow_zero=True)
+    check_positive("batch_size", batch_size, integer=True)
     n = ctx.n
     x = ctx.x
     span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(n, 1, 1, 1)
@@ -80,6 +81,7 @@ def integrated_gradients(ctx: Context, baseline: float | torch.Tensor | str = 0.
     import numpy as np
 
     check_positive("steps", steps, integer=True)
+    check_positive("batch_size", batch_size, integer=True)
     x = ctx.x
     base = baseline_image(x, baseline if isinstance(baseline, (str, int, float)) else
                           torch.as_tensor(baseline, dtype=x.dtype, device=x.device), ctx.classifier)

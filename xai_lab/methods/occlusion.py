@@ -78,6 +78,8 @@ def occlusion(ctx: Context, window: int = 16, stride: int = 8, baseline: str | f
     """
     check_positive("window", window, integer=True)
     check_positive("stride", stride, integer=True)
+    check_positive("sigma", sigma)
+    check_positive("batch_size", batch_size, integer=True)
     h, w = ctx.x.shape[-2:]
     rows = window_cover(h, window, stride, ctx.device).to(ctx.x.dtype)
     cols = window_cover(w, window, stride, ctx.device).to(ctx.x.dtype)

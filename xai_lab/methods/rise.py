@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..context import Context, Result
+from ..ops import check_fraction, check_positive
 from ..registry import register
 from .occlusion import masked_batches
 
@@ -53,10 +54,10 @@ def rise(ctx: Context, n_masks: int = 4000, cells: int = 7, p: float = 0.5, batc
     become 0 there). All images share the masks; one forward pass per mask (plus one to find
     the predicted class when target=None), ``batch_size`` images (at least N) per forward pass.
     ``extras["mask_seed"]`` (drawn from the explain seed) rebuilds the masks with :func:`rise_masks`."""
-    if n_masks < 1 or cells < 1:
-        raise ValueError("n_masks and cells must be >= 1")
-    if not 0 < p <= 1:
-        raise ValueError(f"p must be in (0, 1], got {p}")
+    check_positive("n_masks", n_masks, integer=True)
+    check_positive("cells", cells, integer=True)
+    check_fraction("p", p, open_low=True)
+    check_positive("batch_size", batch_size, integer=True)
     g = ctx.generator
     seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
     size = tuple(ctx.x.shape[-2:])

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..context import Context, Result
-from ..ops import gaussian_blur
+from ..ops import check_positive, gaussian_blur
 from ..registry import register
 from .gradients import input_gradient
 
@@ -87,10 +87,9 @@ def gradient_shap(ctx: Context, n_samples: int = 32, baselines: torch.Tensor | N
     expectation sum(phi) = f(x) - mean_b f(b); ``extras["delta"]`` is the gap, which shrinks
     like 1/sqrt(n_samples). ``batch_size`` (copies of the batch per pass) changes results only
     by rounding; captum's ``GradientShap`` is reproduced exactly with batch_size >= n_samples."""
-    if n_samples < 1 or batch_size < 1:
-        raise ValueError("n_samples and batch_size must be >= 1")
-    if stdevs < 0:
-        raise ValueError("stdevs must be >= 0")
+    check_positive("n_samples", n_samples, integer=True)
+    check_positive("batch_size", batch_size, integer=True)
+    check_positive("stdevs", stdevs, allow_zero=True)
     x, n = ctx.x, ctx.n
     base = _baselines(ctx, baselines)
     n_base = base.shape[0]
@@ -109,13 +108,9 @@ def gradient_shap(ctx: Context, n_samples: int = 32, baselines: torch.Tensor | N
         alpha = torch.rand((n, n_samples), generator=ctx.generator, device=x.device, dtype=x.dtype)
     alpha = alpha.to(x.device)
 
-    from tqdm import trange
-
     images = torch.arange(n, device=x.device) if base.shape[1] == n else torch.zeros(n, dtype=torch.long, device=x.device)
     total = torch.zeros_like(x)
-    for start in trange(0, n_samples, batch_size, desc="gradient shap", leave=False,
-                        disable=not ctx.progress or n_samples <= batch_size):
-        k = min(batch_size, n_samples - start)
+    for start, k in ctx.batches(n_samples, batch_size, desc="gradient shap"):
         b = base[index[:, start:start + k].T, images]                     # [k, N, 3, H, W]
         a = alpha[:, start:start + k].T.reshape(k, n, 1, 1, 1)
         end = x.expand(k, *x.shape)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from ..context import Context, Result
+from ..ops import check_fraction, check_positive
 from ..registry import register
 
 SEGMENTATION_DEFAULTS = {
@@ -97,6 +98,10 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
         from lime.lime_image import LimeImageExplainer
     except ImportError as e:
         raise ImportError("method 'lime' needs the lime package: pip install lime") from e
+    check_positive("num_samples", num_samples, integer=True)
+    check_positive("batch_size", batch_size, integer=True)
+    if hide_color is not None:
+        check_positive("hide_color", hide_color, allow_zero=True)
     items, to_model = _images(ctx)
     targets = ctx.targets.tolist()
 
@@ -137,6 +142,9 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
     except ImportError as e:
         raise ImportError("method 'anchors' needs alibi, an optional dependency under the Business Source "
                           "License: pip install alibi") from e
+    check_fraction("threshold", threshold, open_low=True)
+    check_fraction("p_sample", p_sample, open_low=True, open_high=True)
+    check_positive("batch_size", batch_size, integer=True)
     if segmentation == "slic":
         segmentation_kwargs = {"n_segments": 10, **(segmentation_kwargs or {})}
     items, to_model = _images(ctx)
