@@ -1,9 +1,13 @@
-# make book: build the executed book into _build/html;  make test: run the test suite.
+# make book: build the book into _build/html, executing only the chapters whose code changed since
+#            the last build (Jupyter Book's execution cache; a change in the package alone does not
+#            re-run a chapter: use book-fresh then);
+# make book-fresh: the same with every chapter executed from scratch (what CI runs);
+# make test: run the test suite (with ruff first).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book test install clean
+.PHONY: book book-fresh test lint install clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,7 +19,14 @@ install: $(STAMP)
 book: $(STAMP)
 	$(VENV)/bin/jupyter-book build . --all -W --keep-going
 
-test: $(STAMP)
+book-fresh: $(STAMP)
+	rm -rf _build/.jupyter_cache
+	$(VENV)/bin/jupyter-book build . --all -W --keep-going
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: $(STAMP) lint
 	MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider
 
 clean:

@@ -1,7 +1,6 @@
 """Shared fixtures: the real EfficientNet-Lite0 (loaded once), skimage images, toy networks."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from torch import nn

@@ -3,8 +3,17 @@ import pytest
 import torch
 
 import xai_lab
-from xai_lab.ops import (BASELINES, baseline_image, check_fraction, check_input, check_positive, gaussian_blur,
-                         model_device, model_dtype, upsample)
+from xai_lab.ops import (
+    BASELINES,
+    baseline_image,
+    check_fraction,
+    check_input,
+    check_positive,
+    gaussian_blur,
+    model_device,
+    model_dtype,
+    upsample,
+)
 
 
 def test_check_input_shapes_and_types():

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .ops import check_input, eval_mode
 from .models import Classifier
+from .ops import check_input, eval_mode
 from .targets import resolve_targets
 
 

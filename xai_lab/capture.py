@@ -73,7 +73,7 @@ class LayerRecorder:
         self.outputs: dict[str, list[torch.Tensor]] = {}
         self._stack = None
 
-    def __enter__(self) -> "LayerRecorder":
+    def __enter__(self) -> LayerRecorder:
         self.outputs = {name: [] for name, _ in self.named}
         name_of = {id(module): name for name, module in self.named}
 

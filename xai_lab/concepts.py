@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import torch
 
 from .capture import LayerRecorder, resolve_layer
-from .ops import check_input, eval_mode, upsample
 from .models import unwrap
+from .ops import check_input, eval_mode, upsample
 
 
 @dataclass

@@ -85,7 +85,7 @@ class Context:
         the predicted classes; for perturbed copies the clean input is classified first."""
         if self._targets is None:
             if repeats != 1 and self._target is None:
-                self.targets  # the predicted classes of the clean input: one more forward pass
+                _ = self.targets  # the predicted classes of the clean input: one more forward pass
             else:
                 self._targets = resolve_targets(self._target, logits[: self.n])
         return target_scores(logits, self._targets.repeat(repeats))

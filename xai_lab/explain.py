@@ -23,7 +23,7 @@ from .ops import check_input, eval_mode, model_device, model_dtype, normalize_pe
 from .registry import MethodSpec, check_options, method_spec
 from .targets import Target, labels_to_indices
 
-_LOCKS: "weakref.WeakKeyDictionary[nn.Module, threading.RLock]" = weakref.WeakKeyDictionary()
+_LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
 
 

@@ -43,9 +43,8 @@ def test_gradcampp_closed_form_alpha_equals_true_higher_derivatives(tiny, tiny_i
     for a in A:
         first = grad(Y)(a)
         # diagonal 2nd and 3rd derivatives d^nY/dA_kij^n, element by element
-        diag2 = lambda z: torch.stack([grad(lambda t: grad(Y)(t).flatten()[i])(z).flatten()[i] for i in range(z.numel())])
-        second = diag2(a)
-        third = torch.stack([grad(lambda t: grad(lambda u: grad(Y)(u).flatten()[i])(t).flatten()[i])(a).flatten()[i]
+        second = torch.stack([grad(lambda t, i=i: grad(Y)(t).flatten()[i])(a).flatten()[i] for i in range(a.numel())])
+        third = torch.stack([grad(lambda t, i=i: grad(lambda u: grad(Y)(u).flatten()[i])(t).flatten()[i])(a).flatten()[i]
                              for i in range(a.numel())])
         d1.append(first), d2.append(second.view_as(a)), d3.append(third.view_as(a))
     d1, d2, d3 = torch.stack(d1), torch.stack(d2), torch.stack(d3)

@@ -17,7 +17,7 @@ from ..capture import forward_hooks
 from ..context import Context, Result
 from ..ops import upsample
 from ..registry import register
-from .cam import gradcam_weights, activations_and_gradients, weighted_sum
+from .cam import activations_and_gradients, gradcam_weights, weighted_sum
 from .gradients import input_gradient
 
 Rule = Callable[[torch.Tensor, torch.Tensor, float, float | None], torch.Tensor]

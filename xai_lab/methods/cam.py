@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from ..capture import LayerRecorder, forward_hooks, resolve_layer
+from ..capture import forward_hooks, resolve_layer
 from ..context import Context, Result, layer_activations
 from ..ops import check_positive, upsample
 from ..registry import SharedPass, register
@@ -231,7 +231,7 @@ def smoothgradcampp(ctx: Context, n_samples: int = 16, sigma: float = 0.3, batch
     sums = [0, 0, 0]
     with _clipped_layer(ctx, neurons, region):
         A, _, _ = layer_activations(ctx)  # the clean activations; fixes the target classes
-        for start, k in ctx.batches(n_samples, batch_size, desc="smooth grad-cam++"):
+        for _, k in ctx.batches(n_samples, batch_size, desc="smooth grad-cam++"):
             noisy = x.repeat(k, 1, 1, 1) + sigma * torch.randn((k * n,) + x.shape[1:], generator=ctx.generator,
                                                                device=x.device, dtype=x.dtype)
             noisy_A, G, scores = layer_activations(ctx, gradients=True, inputs=noisy, repeats=k)

@@ -13,7 +13,7 @@ from ..registry import register
 def random_map(ctx: Context) -> Result:
     """Uniform random values in [0, 1) per pixel, from the seeded generator (no model pass)."""
     n, _, h, w = ctx.x.shape
-    ctx.targets
+    _ = ctx.targets  # reported in the Explanation; one forward pass for target=None
     return Result(saliency=torch.rand((n, h, w), generator=ctx.generator, device=ctx.device, dtype=ctx.x.dtype))
 
 
@@ -25,5 +25,5 @@ def sobel_edges(ctx: Context) -> Result:
     kx = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]], dtype=gray.dtype, device=gray.device)
     kernels = torch.stack([kx, kx.T])[:, None]
     grads = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), kernels)
-    ctx.targets
+    _ = ctx.targets  # reported in the Explanation; one forward pass for target=None
     return Result(saliency=grads.pow(2).sum(dim=1).sqrt())

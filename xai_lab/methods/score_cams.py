@@ -77,7 +77,8 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     y_c^k is the target logit with channel k of the layer's output set to zero (where y_c is
     exactly 0 the weights are the drops y_c - y_c^k, unscaled, instead of NaN). The clean
     activations A are recorded once; then the layer's output is replaced by ``batch_size`` copies
-    of it with channel k zeroed in copy k, and the rest of the network runs on them. ``tail_only=True``: a single image goes in, so the modules that run before the layer do
+    of it with channel k zeroed in copy k, and the rest of the network runs on them.
+    ``tail_only=True``: a single image goes in, so the modules that run before the layer do
     so once per batch of channels, on one image, and a skip connection from them broadcasts over the
     copies (for ``layer="features"`` nothing runs before it); a network that concatenates earlier
     features with later ones fails then: use ``tail_only=False``, which sends a copy of the image

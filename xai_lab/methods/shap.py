@@ -139,7 +139,7 @@ def _rescale_multipliers(inputs: torch.Tensor, outputs: torch.Tensor, grad_input
     return torch.where(d_in.abs() < eps, grad_input, grad_output * d_out / d_in)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _deep_lift_shap_class():
     try:
         from captum.attr import DeepLiftShap

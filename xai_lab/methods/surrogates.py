@@ -114,7 +114,7 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
         with seeded(seed):
             explanation = LimeImageExplainer(random_state=seed).explain_instance(
                 image, classifier_fn, labels=(target,), hide_color=hide_color, top_labels=None,
-                num_samples=num_samples, batch_size=batch_size, segmentation_fn=lambda _: segments)
+                num_samples=num_samples, batch_size=batch_size, segmentation_fn=lambda _, segments=segments: segments)
         w = {int(k): float(v) for k, v in explanation.local_exp[target]}
         maps.append(_per_pixel(segments, w, ctx.device))
         all_segments.append(torch.as_tensor(segments))

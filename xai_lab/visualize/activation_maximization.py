@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..ops import eval_mode
 from ..models import unwrap
+from ..ops import eval_mode
 from .objective import objective
 
 

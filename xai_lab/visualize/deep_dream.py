@@ -6,9 +6,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models import unwrap
 from ..ops import eval_mode
 from .activation_maximization import Visualization
-from ..models import unwrap
 from .objective import objective
 
 
