@@ -7,10 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from ..models import unwrap
-from ..ops import eval_mode
+from ..ops import eval_mode, gaussian_blur
 from .objective import objective
 
 
@@ -25,16 +24,6 @@ def _fourier_scale(h: int, w: int, decay: float = 1.0) -> torch.Tensor:
     fy = torch.fft.fftfreq(h)[:, None]
     fx = torch.fft.rfftfreq(w)[None, :]
     return 1.0 / torch.sqrt(fx ** 2 + fy ** 2).clamp_min(1.0 / max(h, w)) ** decay
-
-
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(3 * sigma))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    k = (k / k.sum()).to(x.device)
-    c = x.shape[1]
-    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
 def activation_maximization(classifier_or_model, target, steps: int = 128, lr: float = 0.05, size: int = 224,
@@ -90,7 +79,7 @@ def activation_maximization(classifier_or_model, target, steps: int = 128, lr: f
             optimizer.step()
             if parametrization == "pixel" and blur_sigma > 0 and (step + 1) % blur_every == 0:
                 with torch.no_grad():
-                    param.copy_(_gaussian_blur(param, blur_sigma))
+                    param.copy_(gaussian_blur(param, blur_sigma))
             curve.append(float(value.detach()))
     model.zero_grad(set_to_none=True)
     with torch.no_grad():
