@@ -92,3 +92,61 @@ def test_bad_saliency_shape(setup):
     model, x, _ = setup
     with pytest.raises(ValueError, match="saliency must be"):
         pixel_perturbation(model, x, torch.zeros(1, 4, 4), target=0, baseline=0.0)
+
+
+class Linear13(nn.Module):
+    """13 classes, logits = W vec(x) + b with fixed random W, b: the runner-up classes and their
+    clean logits (both signs) are known."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(3)
+        self.weight = nn.Parameter(torch.randn(13, 3 * 4 * 4, generator=g))
+        self.bias = nn.Parameter(torch.randn(13, generator=g))
+
+    def forward(self, x):
+        return x.flatten(1) @ self.weight.T + self.bias
+
+
+def test_pcuo_over_the_runner_up_classes_by_hand():
+    torch.manual_seed(0)
+    model = Linear13()
+    x = torch.rand(2, 3, 4, 4)
+    saliency = torch.rand(2, 4, 4)
+    out = pixel_perturbation(model, x, saliency, target=[0, 5], order="morf", baseline=0.0, fractions=[0.0, 0.25, 0.5])
+    with torch.no_grad():
+        for i, t in enumerate((0, 5)):
+            clean = model(x[i:i + 1])[0]
+            runners = [int(c) for c in clean.argsort(descending=True) if int(c) != t][:10]
+            assert out["runner_up_classes"][i].tolist() == runners
+            order = saliency[i].flatten().argsort(descending=True)
+            for j, count in enumerate((0, 4, 8)):
+                xk = x[i].clone().view(3, -1)
+                xk[:, order[:count]] = 0.0
+                zk = model(xk.view(1, 3, 4, 4))[0]
+                by_hand = sum(abs(float(zk[c] - clean[c])) / abs(float(clean[c])) for c in runners) / 10
+                assert out["pcuo_runner_up"][i, j].item() == pytest.approx(by_hand, rel=1e-5)
+                assert out["pcuo"][i, j].item() == pytest.approx(abs(float(zk[t] - clean[t])) / abs(float(clean[t])),
+                                                                rel=1e-5)
+
+
+def test_runner_up_count_is_capped_by_the_classes_and_checked(setup):
+    model, x, perfect = setup                                 # two classes: one runner-up, clean logit 0
+    out = pixel_perturbation(model, x, perfect, target=0, baseline=0.0, fractions=[0.0, 0.5])
+    assert out["runner_up_classes"].tolist() == [[1]]
+    assert torch.isnan(out["pcuo_runner_up"]).all()           # 0 / 0: undefined, not silently 0
+    wide = pixel_perturbation(Linear13(), torch.rand(1, 3, 4, 4), torch.rand(1, 4, 4), target=2, runner_up=20,
+                              baseline=0.0, fractions=[0.0, 0.5])
+    assert wide["runner_up_classes"].shape == (1, 12) and 2 not in wide["runner_up_classes"][0].tolist()
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="runner_up"):
+            pixel_perturbation(model, x, perfect, target=0, baseline=0.0, runner_up=bad)
+
+
+def test_kl_is_the_same_whichever_class_the_map_explains():
+    model = Linear13()
+    x = torch.rand(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))
+    saliency = torch.rand(1, 4, 4, generator=torch.Generator().manual_seed(2))
+    a = pixel_perturbation(model, x, saliency, target=0, baseline=0.0, fractions=[0.25, 0.5])
+    b = pixel_perturbation(model, x, saliency, target=7, baseline=0.0, fractions=[0.25, 0.5])
+    assert torch.equal(a["kl"], b["kl"]) and not torch.allclose(a["afoc"], b["afoc"])

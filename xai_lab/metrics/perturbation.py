@@ -1,10 +1,13 @@
 """Faithfulness by perturbation: remove pixels in the order a map ranks them and watch the
 model's output.
 
-* ``pixel_perturbation``: the three measures of the FullGrad reproducibility study (after
-  Srinivas & Fleuret 2019): AFOC = |p_k - p| / p (target probability), KL(P_k || P) over the
-  softmax, PCUO = |z_k - z| / |z| (target logit), for the k % most (MoRF) or least (LeRF)
-  salient pixels replaced.
+* ``pixel_perturbation``: for the k % most (MoRF) or least (LeRF) salient pixels replaced,
+  AFOC = |p_k - p| / p (target probability; the measure of Srinivas & Fleuret 2019, FullGrad),
+  and the two measures the FullGrad reproducibility study added: KL(P_k || P) over the softmax
+  (class-agnostic: it is the same whichever class the map explains) and PCUO = |z_k - z| / |z|
+  (target logit; the denominator here is the absolute clean logit), also averaged over the
+  ``runner_up`` classes ranked next after the target by the clean logits, as the study does:
+  PCUO_R = (1/R) sum_{j in R} |z_j(x_k) - z_j(x)| / |z_j(x)|.
 * ``deletion_auc`` / ``insertion_auc`` (Petsiuk et al. 2018, RISE): the target probability as
   pixels are deleted towards a baseline, or inserted into a blurred image, most salient first;
   the normalised area under that curve (trapezoid rule over the fraction 0..1).
@@ -14,10 +17,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 
-from ..ops import baseline_image, check_input, eval_mode
 from ..models import unwrap
+from ..ops import baseline_image, check_input, eval_mode
 from ..targets import resolve_targets
 
 DEFAULT_FRACTIONS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
@@ -56,20 +58,30 @@ def _check(model_or_classifier, x, saliency, target):
 
 @torch.no_grad()
 def pixel_perturbation(model, x: torch.Tensor, saliency, target=None, order: str = "morf",
-                       baseline: str | float | torch.Tensor = "black", fractions: Sequence[float] = DEFAULT_FRACTIONS) -> dict:
+                       baseline: str | float | torch.Tensor = "black", fractions: Sequence[float] = DEFAULT_FRACTIONS,
+                       runner_up: int = 10) -> dict:
     """Remove the ``fractions`` of pixels ranked first by ``saliency`` (MoRF or LeRF) and return,
-    per image and fraction, ``afoc``, ``kl`` and ``pcuo`` ([N, F] tensors), plus ``fractions``,
-    ``probability`` (p_k) and ``target``. All fractions of one image go through the model as one batch."""
+    per image and fraction, ``afoc``, ``kl``, ``pcuo`` and ``pcuo_runner_up`` ([N, F] tensors),
+    plus ``fractions``, ``probability`` (p_k), ``target`` and ``runner_up_classes`` ([N, R]: the
+    R = min(``runner_up``, classes - 1) classes with the largest clean logits after the target,
+    in order). A clean logit of exactly 0 makes its PCUO undefined (inf or nan), which is returned
+    as such. All fractions of one image go through the model as one batch."""
     model, classifier, x, saliency = _check(model, x, saliency, target)
     if any(not 0 <= f <= 1 for f in fractions):
         raise ValueError("fractions must lie in [0, 1]")
+    if isinstance(runner_up, bool) or not isinstance(runner_up, int) or runner_up < 1:
+        raise ValueError(f"runner_up must be a positive integer, got {runner_up!r}")
     hw = x.shape[-2] * x.shape[-1]
     counts = [round(f * hw) for f in fractions]
     base = baseline_image(x, baseline, classifier)
-    out = {k: [] for k in ("afoc", "kl", "pcuo", "probability")}
+    out = {k: [] for k in ("afoc", "kl", "pcuo", "pcuo_runner_up", "probability", "runner_up_classes")}
     with eval_mode(model):
         logits0 = model(x)
         targets = resolve_targets(target, logits0)
+        n_classes = logits0.shape[1]
+        if n_classes < 2:
+            raise ValueError("pcuo_runner_up needs a model with at least two classes")
+        r = min(runner_up, n_classes - 1)
         for i in range(x.shape[0]):
             batch = perturbed_batch(x[i], base[i], ranking(saliency[i:i + 1], order)[0], counts)
             z = model(batch)
@@ -80,6 +92,12 @@ def pixel_perturbation(model, x: torch.Tensor, saliency, target=None, order: str
             out["afoc"].append((p[:, t].exp() - p0).abs() / p0)
             out["kl"].append((p.exp() * (p - q)).sum(1))
             out["pcuo"].append((z[:, t] - logits0[i, t]).abs() / logits0[i, t].abs())
+            others = logits0[i].clone()
+            others[t] = -torch.inf
+            runners = others.topk(r).indices
+            z0 = logits0[i, runners]
+            out["pcuo_runner_up"].append(((z[:, runners] - z0).abs() / z0.abs()).mean(1))
+            out["runner_up_classes"].append(runners)
     result = {k: torch.stack(v).cpu() for k, v in out.items()}
     result.update(fractions=torch.tensor(list(fractions)), target=targets.cpu(), order=order)
     return result
