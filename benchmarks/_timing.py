@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
+from _common import set_threads
+
+__all__ = ["Candidate", "Timing", "environment", "set_threads", "time_call", "time_interleaved"]
 
 
 @dataclass
@@ -50,13 +53,6 @@ class Candidate:
 
     def __call__(self) -> object:
         return self.run()
-
-
-def set_threads(threads: int | None) -> int:
-    """``torch.set_num_threads(threads)`` unless None; returns the thread count in effect."""
-    if threads is not None:
-        torch.set_num_threads(threads)
-    return torch.get_num_threads()
 
 
 def _synchronize(device: torch.device | str | None) -> None:

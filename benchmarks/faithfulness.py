@@ -18,8 +18,8 @@ stages. Per method and score: mean and 95 % percentile-bootstrap interval over t
 
 Files under ``--out`` (a shard K/N adds ``-shard-K-of-N`` to each name): ``records.jsonl``
 (one line per finished (image, method): a killed run started again skips what is there),
-``summary.json`` (config, table, the finding), ``summary.csv`` (method, score, mean, low,
-high, n), ``per_image.csv``. ``--merge`` reads shard files (a folder: its ``records*.jsonl``)
+``summary.json`` (config, table, the finding), ``summary.csv`` (method, score, value, low,
+high, n, better), ``per_image.csv``. ``--merge`` reads shard files (a folder: its ``records*.jsonl``)
 and writes the same tables as one run over all their images.
 
 The finding (Srinivas & Fleuret 2019, FullGrad, and its reproducibility study): removing the
@@ -74,13 +74,25 @@ import torch
 from tqdm import tqdm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _args import positive_int  # noqa: E402
+from _common import (  # noqa: E402
+    ResultsFile,
+    add_common,
+    check_device,
+    count,
+    json_default,
+    merge_results,
+    parse_shard,
+    positive_int,
+    read_results,
+    record_key,
+    set_threads,
+    shard_slice,
+)
 
-import xai_lab
-from xai_lab.data import imagenet_samples
-from xai_lab.registry import method_spec
-from xai_lab.metrics.comparison import (Protocol, ResultsFile, compare, evaluate, merge_results, parse_shard,
-                                        read_results, record_key, sanity_scores, shard_slice, summarize)
+import xai_lab  # noqa: E402
+from xai_lab.data import imagenet_samples  # noqa: E402
+from xai_lab.metrics.comparison import Protocol, compare, directions, evaluate, sanity_scores, summarize  # noqa: E402
+from xai_lab.registry import method_spec  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "faithfulness"
 MODEL = "efficientnet_lite0"
@@ -163,38 +175,24 @@ def _fractions(text: str) -> tuple[float, ...]:
     return values
 
 
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        return parse_shard(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _count(text: str) -> int:
-    return 0 if text.strip() == "0" else positive_int(text)
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n", type=positive_int, default=200, help="number of images (1..1000; default 200: every 5th sample)")
+    add_common(p, n=(200, "number of images (1..1000; default 200: every 5th sample)"),
+               out=(None, f"output folder (default {DEFAULT_OUT}; with --merge DIR: DIR)"), shards=True,
+               device="cuda" if torch.cuda.is_available() else "cpu",
+               seed_help="explanation seed = seed + image index; bootstrap seed")
     p.add_argument("--methods", type=choose_methods, default=list(DEFAULT_METHODS),
                    help="default, cheap, all, or names separated by commas")
-    p.add_argument("--out", type=Path, default=None, help=f"output folder (default {DEFAULT_OUT}; with --merge DIR: DIR)")
-    p.add_argument("--shard", type=_shard, default=None, metavar="K/N", help="run only the K-th of N slices of the images")
-    p.add_argument("--merge", nargs="+", type=Path, default=None, metavar="PATH",
-                   help="combine results files (or a folder's records*.jsonl) instead of running")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
-    p.add_argument("--sanity-images", type=_count, default=10, help="sanity check on the first this many images of the list (0: none)")
+    p.add_argument("--sanity-images", type=count, default=10,
+                   help="sanity check on the first this many images of the list (0: none)")
     p.add_argument("--sanity-steps", type=positive_int, default=3, help="cascade stages of the sanity check")
     p.add_argument("--fractions", type=_fractions, default=Protocol.fractions, help="pixel-perturbation fractions")
     p.add_argument("--step", type=positive_int, default=Protocol.step, help="pixels per step of deletion/insertion")
-    p.add_argument("--seed", type=int, default=0, help="explanation seed = seed + image index; bootstrap seed")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples")
     p.add_argument("--jobs", type=positive_int, default=1,
                    help="run this many shards side by side (subprocesses, one torch thread each), then merge them")
-    p.add_argument("--limit", type=_count, default=None,
+    p.add_argument("--limit", type=count, default=None,
                    help="stop after this many new evaluations (a time-boxed run; run again to continue)")
     return p
 
@@ -213,8 +211,7 @@ def options_for(method: str) -> dict:
 
 def run(args, classifier=None) -> Path:
     """Evaluate the pairs of this run (or shard) that its results file lacks; returns that file."""
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     images = pick_images(args.n)
     protocol = Protocol(fractions=tuple(args.fractions), step=args.step)
     config = {"benchmark": "faithfulness", "model": MODEL, "images": images, "target": "predicted class",
@@ -294,23 +291,22 @@ def finding(records: list[dict], resamples: int, seed: int) -> dict:
         return {"claim": claim, "available": False, "reason": f"needs the score {FINDING_SCORE} (fraction 0.1, LeRF, mean)"}
     c = compare(records, FINDING_SCORE, "fullgrad", methods, resamples=resamples, seed=seed)
     others = {m: v for m, v in c["intervals"].items() if m != "fullgrad"}
-    runner_up = min(others, key=lambda m: (others[m]["mean"], m))
+    runner_up = min(others, key=lambda m: (c["better"].sort_key(others[m].value), m))
     small = c["versus"][runner_up]["intervals_overlap"]
     f = c["intervals"]["fullgrad"]
 
     def show(m):
-        i = c["intervals"][m]
-        return f"{m} {i['mean']:.4f} [{i['low']:.4f}, {i['high']:.4f}]"
+        return f"{m} {c['intervals'][m].format(4)}"
 
-    beaten = sorted(m for m, v in c["versus"].items() if v["difference_excludes_zero"] and v["difference"] < 0)
+    beaten = sorted(m for m, v in c["versus"].items() if v["difference_excludes_zero"] and v["difference"].value < 0)
     if c["is_best"]:
-        verdict = (f"Holds: FullGrad has the lowest {FINDING_SCORE}, {f['mean']:.4f} [{f['low']:.4f}, {f['high']:.4f}]; "
+        verdict = (f"Holds: FullGrad has the lowest {FINDING_SCORE}, {f.format(4)}; "
                    f"the next best is {show(runner_up)}: " +
                    ("the intervals overlap, so the difference is small, as in the study." if small else
                     "the intervals do not overlap, a clearer margin than the study's."))
     else:
         verdict = (f"Does not hold for EfficientNet-Lite0: {show(c['best'])} is lower than FullGrad's "
-                   f"{f['mean']:.4f} [{f['low']:.4f}, {f['high']:.4f}]; the intervals "
+                   f"{f.format(4)}; the intervals "
                    + ("overlap." if c["versus"][c["best"]]["intervals_overlap"] else "do not overlap."))
     verdict += f" Paired differences exclude zero in FullGrad's favour against: {', '.join(beaten) or 'none'}."
     by_fraction = {}
@@ -328,7 +324,9 @@ def write_outputs(out: Path, tag: str, config: dict, records: list[dict], resamp
     of ``expected_methods``, and its sanity images their sanity records."""
     out.mkdir(parents=True, exist_ok=True)
     methods = sorted({r["method"] for r in records} | set(expected_methods))
-    table = summarize(records, methods, resamples=resamples, seed=seed)
+    better = directions(records)
+    table = {method: {score: {**interval.as_dict(), "better": better.get(score)} for score, interval in scores.items()}
+             for method, scores in summarize(records, methods, resamples=resamples, seed=seed).items()}
     images = config["images"] if not config.get("shard") else shard_slice(config["images"], *parse_shard(config["shard"]))
     checked = [i for i in config["sanity"]["images"] if i in images]
     expected = {("eval", i, m) for i in images for m in methods} | {("sanity", i, m) for i in checked for m in methods}
@@ -350,14 +348,15 @@ def write_outputs(out: Path, tag: str, config: dict, records: list[dict], resamp
         "finding": finding(records, resamples, seed),
         **extra,
     }
+    summary = json.loads(json.dumps(summary, default=json_default))   # what the file holds: intervals as dicts
     with open(out / f"summary{tag}.json", "w") as fh:
         json.dump(summary, fh, indent=1)
     with open(out / f"summary{tag}.csv", "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["method", "score", "mean", "low", "high", "n", "better"])
+        w.writerow(["method", "score", "value", "low", "high", "n", "better"])
         for method, scores in table.items():
             for score, s in scores.items():
-                w.writerow([method, score, repr(s["mean"]), repr(s["low"]), repr(s["high"]), s["n"], s["better"]])
+                w.writerow([method, score, repr(s["value"]), repr(s["low"]), repr(s["high"]), s["n"], s["better"]])
     score_names = sorted({s for r in records for s in r.get("scores", {})})
     fields = ["kind", "image", "file", "label", "method", "target", "correct", "seconds", "forward_passes",
               "backward_passes", "eval_seconds", "sanity_seconds"]
@@ -377,7 +376,7 @@ def report(summary: dict, out: Path, tag: str) -> None:
         cells = []
         for s in shown:
             c = scores.get(s)
-            cells.append(f"{c['mean']:.4f} [{c['low']:.4f},{c['high']:.4f}]".rjust(32) if c else " " * 32)
+            cells.append(f"{c['value']:.4f} [{c['low']:.4f}, {c['high']:.4f}]".rjust(32) if c else " " * 32)
         print(f"{method:18s}" + "".join(cells))
     f = summary["finding"]
     print("Finding:", f["verdict"] if f.get("available") else f"not available ({f['reason']})")
@@ -463,8 +462,7 @@ def main(argv=None, classifier=None) -> dict:
         p.error(str(e))
     if args.shard is not None and args.shard[1] > args.n:
         p.error(f"--shard {args.shard[0]}/{args.shard[1]}: more shards than images (--n {args.n})")
-    if not str(args.device).startswith("cpu") and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: CUDA is not available here")
+    check_device(p, args.device)
     leftover = excluded(args.methods)
     if list(args.methods) == list(DEFAULT_METHODS) and (args.shard is None or args.shard[0] == 1):
         fast = [name for name in leftover if name in CHEAP_METHODS]

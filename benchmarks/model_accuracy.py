@@ -1,27 +1,32 @@
 """Top-1 / top-5 accuracy of a model on the 1000 ImageNet sample images (one per class).
 
-    python benchmarks/model_accuracy.py [--model efficientnet_lite0] [--n 1000] [--batch-size 50]
+    python benchmarks/model_accuracy.py [--model efficientnet_lite0] [--n 1000] [--batch-size 50] [--device cpu] [--threads T]
 
 Prints JSON {"model", "n", "top1", "top5", "seconds"}.
 """
 import argparse
 import json
+import os
+import sys
 import time
 
 import torch
 from tqdm import tqdm
 
-import xai_lab
-from xai_lab.data import imagenet_samples
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import add_common, positive_int, set_threads  # noqa: E402
+
+import xai_lab  # noqa: E402
+from xai_lab.data import imagenet_samples  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--n", type=int, default=1000)
-    parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--batch-size", type=positive_int, default=50)
+    add_common(parser, n=(1000, "number of sample images (one per class, in class order)"), seed_help=None)
     args = parser.parse_args()
+    set_threads(args.threads)
 
     clf = xai_lab.load_model(args.model)
     clf.model.to(args.device)

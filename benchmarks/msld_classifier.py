@@ -1,6 +1,6 @@
 """Figures of the MSLD classifier (msld_efficientnet_lite0) on patients it never saw, as JSON.
 
-    python benchmarks/msld_classifier.py [--seed 0] [--n-boot 2000] [--data-dir DIR] [--cache-dir DIR]
+    python benchmarks/msld_classifier.py [--seed 0] [--n-boot 2000] [--data-dir DIR] [--cache-dir DIR] [--threads T]
 
 Default: the test patients of ``patient_split(msld(), val=0.2, test=0.2, seed=0)``. ``--data-dir
 DIR`` evaluates on ALL images of another folder with the msld-v1 layout (``images/<label>/*.jpg``,
@@ -13,15 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 
-from xai_lab.models import msld
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import add_common, positive_int, set_threads  # noqa: E402
+
+from xai_lab.models import msld  # noqa: E402
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--seed", type=int, default=0, help="training (augmentation) seed")
-    parser.add_argument("--n-boot", type=int, default=2000)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
+    add_common(parser, device=None, seed_help="training (augmentation) seed")
+    parser.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap draws of patients")
     parser.add_argument("--data-dir", default=None, help="evaluate on all of this msld-v1-like folder")
     parser.add_argument("--cache-dir", default=None, help="where trained models are kept (default: the user cache)")
     return parser.parse_args(argv)
@@ -48,12 +53,13 @@ def _rounded(value):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    set_threads(args.threads)
     start = time.perf_counter()
     records, description = evaluation_records(args)
     classifier, info = msld.fit_or_load(msld.TrainSettings(seed=args.seed), cache_dir=args.cache_dir)
     result = msld.evaluate(classifier, records, n_boot=args.n_boot, seed=0)
     training = {k: info[k] for k in ("key", "cached", "seconds", "cpu_seconds", "step", "val_loss", "train_images", "val_images")}
-    out = _rounded({"model": msld.NAME, "evaluated_on": description, **result, "training": training,
+    out = _rounded({"model": msld.NAME, "evaluated_on": description, **result.as_dict(), "training": training,
                     "seconds": time.perf_counter() - start})
     print(json.dumps(out))
     return out

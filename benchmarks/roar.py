@@ -10,14 +10,14 @@ trained on the edited training images (``msld.train(TrainSettings(copies=--copie
 frozen ImageNet backbone, early stopping on the edited validation images), and the edited test
 images are scored by the retrained model and by the original classifier (no retraining):
 accuracy, balanced accuracy, ROC AUC with 95 % patient-bootstrap intervals. k = 0 (nothing
-removed) is always added as the reference. Details: ``xai_lab.metrics.roar``.
+removed) is always added as the reference. Details: ``xai_lab.experiments.roar``.
 
 The maps (clean classifier ``msld_efficientnet_lite0``, true label, un-augmented image) are
 computed once and kept in ``--maps`` (default ``benchmarks/results/roar_maps_seed<seed>.pt``):
 a run started again, or one with other ks, copies or methods, reuses every map whose method,
 options, seed and classifier match. ``--device`` is where the maps are computed; the retraining
 runs on the CPU (``msld.train`` has no device). The JSON (printed, and written to ``--out``):
-``config``, ``rows`` (one per method and k), ``finding`` (``xai_lab.metrics.roar.summarize``),
+``config``, ``rows`` (one per method and k), ``finding`` (``xai_lab.experiments.roar.summarize``),
 ``timing`` (seconds per method for the maps, per retraining) and ``run``.
 
 Cost, measured on the project machine (2-core VM shared with other jobs, load 5-10, one torch
@@ -44,12 +44,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _args import positive_int  # noqa: E402
+from _common import add_common, check_device, fraction, json_default, positive_int, set_threads  # noqa: E402
 
-import xai_lab
-from xai_lab.data import msld as msld_records
-from xai_lab.metrics import roar as roar_metric
-from xai_lab.models import msld
+import xai_lab  # noqa: E402
+from xai_lab.data import msld as msld_records  # noqa: E402
+from xai_lab.experiments import roar as roar_experiment  # noqa: E402
+from xai_lab.models import cache, msld  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT_OUT = RESULTS / "roar.json"
@@ -69,38 +69,25 @@ def _ks(text: str) -> list[int | float]:
 
 def _methods(text: str) -> list[str]:
     try:
-        return roar_metric.check_methods([n.strip() for n in text.split(",") if n.strip()])
+        return roar_experiment.check_methods([n.strip() for n in text.split(",") if n.strip()])
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"must lie in (0, 1], got {value}")
-    return value
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--ks", type=_ks, default=list(roar_metric.DEFAULT_KS), help="percentages of pixels removed")
-    p.add_argument("--methods", type=_methods, default=list(roar_metric.ROAR_METHODS), help="names separated by commas")
+    p.add_argument("--ks", type=_ks, default=list(roar_experiment.DEFAULT_KS), help="percentages of pixels removed")
+    p.add_argument("--methods", type=_methods, default=list(roar_experiment.ROAR_METHODS), help="names separated by commas")
     p.add_argument("--copies", type=positive_int, default=1, help="views per training image (1: no augmentation)")
     p.add_argument("--rise-masks", type=positive_int, default=500, help="RISE masks per image")
-    p.add_argument("--train-fraction", type=_fraction, default=1.0,
+    p.add_argument("--train-fraction", type=fraction, default=1.0,
                    help="train on this seeded fraction of the training and validation patients (all test patients)")
-    p.add_argument("--seed", type=int, default=0, help="maps (batch b: seed + b), ties, bootstrap, training")
     p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap draws of test patients")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON file (default {DEFAULT_OUT})")
     p.add_argument("--maps", type=Path, default=None, help="saliency-map cache (default results/roar_maps_seed<seed>.pt)")
     p.add_argument("--no-maps-cache", action="store_true", help="compute the maps without reading or writing a file")
-    p.add_argument("--device", default="cpu", help="where the maps are computed (cpu or cuda)")
-    p.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: torch's choice)")
-    return p
+    return add_common(p, out=(DEFAULT_OUT, f"JSON file (default {DEFAULT_OUT})"),
+                      seed_help="maps (batch b: seed + b), ties, bootstrap, training")
 
 
 def _classifier_key(classifier) -> str:
@@ -115,25 +102,22 @@ def load_maps(path: Path | None, classifier, records, methods, seed: int, option
     images), computed (and saved to ``path``) otherwise."""
     keys = [str(r.path) for r in records]
     stored = {}
-    if path is not None and path.is_file():
-        stored = torch.load(path, map_location="cpu", weights_only=False)
+    if path is not None:
+        stored = cache.load(path) or {}   # an unreadable file is reported (CacheWarning) and rebuilt
     classifier_key = _classifier_key(classifier)
     maps, seconds, computed = {}, {}, []
     for method in methods:
-        wanted = {"options": roar_metric._method_options(method, options), "seed": seed, "classifier": classifier_key}
+        wanted = {"options": roar_experiment.method_options(method, options), "seed": seed, "classifier": classifier_key}
         entry = stored.get(method)
         if entry is not None and entry["about"] == wanted and all(k in entry["maps"] for k in keys):
             maps[method], seconds[method] = entry["maps"], entry["seconds"]
             continue
-        fresh = roar_metric.saliency_maps(classifier, records, [method], seed, options, progress=progress)
+        fresh = roar_experiment.saliency_maps(classifier, records, [method], seed, options, progress=progress)
         maps[method], seconds[method] = fresh[method], fresh["_seconds"][method]
         stored[method] = {"about": wanted, "maps": maps[method], "seconds": seconds[method]}
         computed.append(method)
         if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            partial = path.with_suffix(f".{os.getpid()}.tmp")
-            torch.save(stored, partial)
-            os.replace(partial, path)
+            cache.save(stored, path)
     print(f"maps: computed {', '.join(computed) or 'none'}; reused {', '.join(m for m in methods if m not in computed) or 'none'}"
           + (f" ({path})" if path is not None else ""), file=sys.stderr)
     return {**maps, "_seconds": seconds, "_computed": computed}
@@ -142,10 +126,8 @@ def load_maps(path: Path | None, classifier, records, methods, seed: int, option
 def main(argv=None, classifier=None, records=None) -> dict:
     p = parser()
     args = p.parse_args(sys.argv[1:] if argv is None else list(argv))
-    if not str(args.device).startswith("cpu") and not torch.cuda.is_available():
-        p.error(f"--device {args.device}: CUDA is not available here")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    check_device(p, args.device)
+    set_threads(args.threads)
     progress = sys.stderr.isatty()
     start = time.perf_counter()
     settings = msld.TrainSettings(copies=args.copies, seed=args.seed)
@@ -153,7 +135,7 @@ def main(argv=None, classifier=None, records=None) -> dict:
     classifier.model.to(args.device)
     split = msld.split_records(msld_records() if records is None else list(records), settings)
     if args.train_fraction < 1:
-        split = roar_metric.subsample_split(split, args.train_fraction, args.seed)
+        split = roar_experiment.subsample_split(split, args.train_fraction, args.seed)
     records = split["train"] + split["val"] + split["test"]
     options = {"rise": {"n_masks": args.rise_masks}}
     maps_path = None if args.no_maps_cache else (args.maps or RESULTS / f"roar_maps_seed{args.seed}.pt")
@@ -161,7 +143,7 @@ def main(argv=None, classifier=None, records=None) -> dict:
     maps_done = time.perf_counter()
     classifier.model.to("cpu")
     ks = [0] + list(args.ks)
-    rows = roar_metric.roar(classifier, None, args.methods, ks, settings, maps, args.seed, options,
+    rows = roar_experiment.roar(classifier, None, args.methods, ks, settings, maps, args.seed, options,
                             n_boot=args.n_boot, progress=progress, split=split)
     test = split["test"]
     trained = [r["seconds"] for r in rows if r["k"] > 0 or r["method"] == args.methods[0]]
@@ -169,12 +151,12 @@ def main(argv=None, classifier=None, records=None) -> dict:
         "benchmark": "roar", "model": msld.NAME,
         "config": {"methods": args.methods, "ks": ks, "copies": args.copies, "rise_masks": args.rise_masks,
                    "seed": args.seed, "n_boot": args.n_boot, "fill": "image channel means",
-                   "target": "true label", "options": {m: roar_metric._method_options(m, options) for m in args.methods},
+                   "target": "true label", "options": {m: roar_experiment.method_options(m, options) for m in args.methods},
                    "train_settings": asdict(settings),
                    "train_fraction": args.train_fraction,
                    "images": {name: len(part) for name, part in split.items()}},
         "rows": rows,
-        "finding": roar_metric.summarize(rows, test, args.n_boot, args.seed),
+        "finding": roar_experiment.summarize(rows, test, args.n_boot, args.seed),
         "timing": {"maps_seconds": {m: round(s, 1) for m, s in maps["_seconds"].items()},
                    "maps_computed_now": maps["_computed"],
                    "retrainings": len(trained), "seconds_per_retraining": round(sum(trained) / len(trained), 2)},
@@ -182,7 +164,7 @@ def main(argv=None, classifier=None, records=None) -> dict:
                 "threads": torch.get_num_threads(), "device": str(args.device), "cpu_count": os.cpu_count(),
                 "torch": torch.__version__},
     }
-    text = json.dumps(out)
+    text = json.dumps(out, default=json_default)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
     print(text)

@@ -34,7 +34,8 @@ from typing import Callable  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _timing import Candidate, environment, set_threads, time_interleaved  # noqa: E402
+from _common import add_common, set_threads  # noqa: E402
+from _timing import Candidate, environment, time_interleaved  # noqa: E402
 
 import xai_lab  # noqa: E402
 from xai_lab.registry import method_spec  # noqa: E402
@@ -405,8 +406,7 @@ def summary_table(results: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
+    add_common(parser, seed_help=None)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--batch-sizes", default="1,16")

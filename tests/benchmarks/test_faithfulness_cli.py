@@ -40,12 +40,12 @@ def test_a_single_run_writes_tables_and_the_finding(single):
     assert summary["complete"] and summary["images_evaluated"] == 2 and summary["sanity"]["images"] == [0]
     assert summary["config"]["images"] == [0, 500]
     cell = summary["table"]["fullgrad"]["lerf_mean_afoc@0.1"]
-    assert cell["n"] == 2 and cell["low"] <= cell["mean"] <= cell["high"]
-    assert "sanity_spearman@1" in summary["table"]["fullgrad"] and summary["table"]["random"]["forward_passes"]["mean"] == 1
+    assert cell["n"] == 2 and cell["low"] <= cell["value"] <= cell["high"] and cell["better"] == "lower"
+    assert "sanity_spearman@1" in summary["table"]["fullgrad"] and summary["table"]["random"]["forward_passes"]["value"] == 1
     finding = summary["finding"]
     assert finding["available"] and finding["score"] == "lerf_mean_afoc@0.1"
-    assert finding["holds"] == (finding["intervals"]["fullgrad"]["mean"] < finding["intervals"]["random"]["mean"])
-    assert (out / "summary.csv").read_text().startswith("method,score,mean,low,high,n,better")
+    assert finding["holds"] == (finding["intervals"]["fullgrad"]["value"] < finding["intervals"]["random"]["value"])
+    assert (out / "summary.csv").read_text().startswith("method,score,value,low,high,n,better")
     assert len((out / "per_image.csv").read_text().splitlines()) == 1 + 4 + 2   # header, 4 evals, 2 sanity
 
 

@@ -2,12 +2,10 @@
 prints and writes, the maps file reused by a second run, clear errors for bad arguments."""
 import importlib.util
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from xai_lab import data
 from xai_lab.models import msld
 
 SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "roar.py"

@@ -2,17 +2,19 @@
 patient-bootstrap figures (by hand and against scikit-learn), the benchmark's --data-dir."""
 import csv
 import importlib.util
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import xai_lab
-from xai_lab import data
-from xai_lab.models import _lite0_imagenet_weights, msld
+from xai_lab import data, stats
+from xai_lab.models import _lite0_imagenet_weights, cache, msld
+from xai_lab.models.cache import CacheWarning
+from xai_lab.models.msld import training
 
 ROOT = Path(__file__).resolve().parents[2]
 # Four training, two validation and two test patients per class, one image each; each training
@@ -29,19 +31,19 @@ def records(msld_one_image_patients):
 def spied_training(records):
     """One tiny training, with the records every feature extraction was given."""
     seen = []
-    original = msld.pooled_features
+    original = training.pooled_features
 
     def spy(backbone, recs, *args, **kwargs):
         seen.extend(recs)
         return original(backbone, recs, *args, **kwargs)
 
-    msld.pooled_features = spy
+    training.pooled_features = spy
     try:
         threads = torch.get_num_threads()
         model, info = msld.train(TINY, records, progress=False)
         assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
     finally:
-        msld.pooled_features = original
+        training.pooled_features = original
     return model, info, seen
 
 
@@ -63,8 +65,9 @@ def test_training_is_deterministic_for_a_seed(records, spied_training):
         assert torch.equal(a, b), name
     assert info_again["step"] == info["step"]
     # the seed drives the augmented views (the training images as they are do not depend on it)
-    with msld._deterministic(1):
-        views = [msld.pooled_features(model, records[:1], TINY, torch.Generator().manual_seed(seed)) for seed in (0, 0, 1)]
+    with msld.deterministic(1):
+        views = [msld.pooled_features(model, records[:1], TINY, torch.Generator().manual_seed(seed))
+                 for seed in (0, 0, 1)]
     assert torch.equal(views[0], views[1]) and not torch.allclose(views[0], views[2])
     # the backbone is the ImageNet one, only the head is new
     assert model.classifier.weight.shape == (2, 1280)
@@ -74,7 +77,7 @@ def test_training_is_deterministic_for_a_seed(records, spied_training):
 def test_cache_is_reused_and_keyed_by_data_settings_and_version(records, spied_training, tmp_path, monkeypatch):
     trained, train_info, _ = spied_training
     calls = []
-    monkeypatch.setattr(msld, "train", lambda *args, **kwargs: calls.append(args) or (trained, dict(train_info)))
+    monkeypatch.setattr(training, "train", lambda *args, **kwargs: calls.append(args) or (trained, dict(train_info)))
     first, info = msld.fit_or_load(TINY, records, cache_dir=tmp_path, progress=False)
     assert calls == [(TINY, records, False)]
     assert not info["cached"] and Path(info["path"]).parent == tmp_path
@@ -82,7 +85,7 @@ def test_cache_is_reused_and_keyed_by_data_settings_and_version(records, spied_t
     def no_training(*args, **kwargs):
         raise AssertionError("trained again although the model is cached")
 
-    monkeypatch.setattr(msld, "train", no_training)
+    monkeypatch.setattr(training, "train", no_training)
     second, info2 = msld.fit_or_load(TINY, records, cache_dir=tmp_path)
     assert info2["cached"] and info2["path"] == info["path"] and info2["step"] == info["step"]
     assert all(torch.equal(a, b) for a, b in zip(trained.state_dict().values(), second.model.state_dict().values()))
@@ -97,31 +100,71 @@ def test_cache_is_reused_and_keyed_by_data_settings_and_version(records, spied_t
     assert msld.cache_key(TINY, records) != key
 
 
+def test_a_damaged_cached_model_is_reported_and_retrained(records, spied_training, tmp_path, monkeypatch):
+    """Truncated, empty and foreign files in the cache: a CacheWarning naming the file, then
+    training again (never a PytorchStreamReader or EOFError traceback)."""
+    trained, train_info, _ = spied_training
+    calls = []
+    monkeypatch.setattr(training, "train", lambda *args, **kwargs: calls.append(1) or (trained, dict(train_info)))
+    path = Path(msld.fit_or_load(TINY, records, cache_dir=tmp_path)[1]["path"])
+    whole = path.read_bytes()
+    damages = {"truncated": whole[: len(whole) // 2], "empty": b""}
+    for name, content in damages.items():
+        path.write_bytes(content)
+        with pytest.warns(CacheWarning, match=str(path)):
+            _, info = msld.fit_or_load(TINY, records, cache_dir=tmp_path)
+        assert not info["cached"], name
+        assert path.read_bytes() == whole                     # saved again, whole
+    for checksum in (True, False):                            # with its checksum or an old file without one
+        torch.save({"state_dict": {"conv.weight": torch.zeros(1)}, "info": "{}"}, path)
+        (path.parent / (path.name + ".sha256")).unlink(missing_ok=True)
+        if checksum:
+            cache.save({"state_dict": {"conv.weight": torch.zeros(1)}, "info": "{}"}, path)
+        with pytest.warns(CacheWarning, match="missing") as caught:
+            _, info = msld.fit_or_load(TINY, records, cache_dir=tmp_path)
+        message = str(caught[0].message)
+        assert str(path) in message and "unexpected: conv.weight" in message and len(message) < 1000
+        assert not info["cached"]
+    assert len(calls) == 1 + len(damages) + 2
+    _, info = msld.fit_or_load(TINY, records, cache_dir=tmp_path)
+    assert info["cached"]
+
+
 def test_scores_by_hand():
     positive = torch.tensor([True, True, False, False])
     score = torch.tensor([0.9, 0.4, 0.6, 0.2])
     res = msld.scores(positive, score, ["a", "a", "b", "c"], n_boot=500, seed=0)
     # pairs (pos, neg): 0.9>0.6, 0.9>0.2, 0.4<0.6, 0.4>0.2 -> 3/4; predictions 1,0,1,0
-    assert res["roc_auc"]["value"] == pytest.approx(0.75)
-    assert res["accuracy"]["value"] == pytest.approx(0.5)
-    assert res["balanced_accuracy"]["value"] == pytest.approx(0.5)
-    assert res["confusion"]["matrix"] == [[1, 1], [1, 1]]
-    assert res["n_images"] == 4 and res["n_patients"] == 3
-    for name in ("accuracy", "balanced_accuracy", "roc_auc"):
-        lo, hi = res[name]["ci95"]
-        assert lo <= res[name]["value"] <= hi and lo < hi
+    assert res.roc_auc.value == pytest.approx(0.75)
+    assert res.accuracy.value == pytest.approx(0.5)
+    assert res.balanced_accuracy.value == pytest.approx(0.5)
+    assert res.confusion == [[1, 1], [1, 1]]
+    assert res.n_images == 4 and res.n_patients == 3
+    for name in msld.METRICS:
+        i = res.metric(name)
+        assert i.low <= i.value <= i.high and i.low < i.high and i.n == 4
     # a draw without patient "a" has no positive: no AUC; P(no "a" in 3 draws) = 8/27
-    assert 0.2 * 500 < res["undefined_draws"] < 0.4 * 500
+    assert 0.2 * 500 < res.undefined_draws < 0.4 * 500
+    # the draws are those of xai_lab.stats (patients a, b, c in sorted order); the ones without
+    # "a" (no positive) or with "a" alone (no negative) are left out of every metric, accuracy too
+    counts = stats.resample_counts(3, 500, seed=0)
+    kept = (counts[:, 0] > 0) & (counts[:, 1:].sum(1) > 0)
+    assert res.undefined_draws == int((~kept).sum())
+    weights = counts[kept][:, [0, 0, 1, 2]]
+    accuracy = (weights * np.array([1, 0, 0, 1])).sum(1) / weights.sum(1)
+    assert (res.accuracy.low, res.accuracy.high) == pytest.approx(tuple(np.quantile(accuracy, [0.025, 0.975])))
     assert msld.scores(positive, score, ["a", "a", "b", "c"], n_boot=500, seed=0) == res
 
 
 def test_perfect_predictions_and_ties():
     positive = torch.tensor([True, True, True, False, False])
     res = msld.scores(positive, torch.tensor([0.9, 0.8, 0.7, 0.1, 0.3]), list("abcde"), n_boot=200)
-    for name in ("accuracy", "balanced_accuracy", "roc_auc"):
-        assert res[name]["value"] == 1 and res[name]["ci95"] == [1.0, 1.0]
+    for name in msld.METRICS:
+        assert (res.metric(name).value, res.metric(name).low, res.metric(name).high) == (1, 1, 1)
     tied = msld.scores(positive, torch.full((5,), 0.5), list("abcde"), n_boot=10)
-    assert tied["roc_auc"]["value"] == 0.5 and tied["confusion"]["matrix"] == [[3, 0], [2, 0]]
+    assert tied.roc_auc.value == 0.5 and tied.confusion == [[3, 0], [2, 0]]
+    with pytest.raises(ValueError, match="both classes"):
+        msld.scores(positive[:3], torch.ones(3), list("abc"))
 
 
 def test_weighted_metrics_are_those_of_the_resampled_set():
@@ -192,8 +235,10 @@ def test_benchmark_data_dir_reads_the_whole_folder(records, spied_training, tmp_
 
     model, _, _ = spied_training
     res = msld.evaluate(msld.as_classifier(model), found, n_boot=50, progress=False)
-    assert res["n_images"] == 4 and sum(map(sum, res["confusion"]["matrix"])) == 4
-    assert res["patient_level"]["n_patients"] == 4
+    assert res.n_images == 4 and sum(map(sum, res.confusion)) == 4
+    assert res.patient_level.n_patients == 4
+    assert res.as_dict()["patient_level"]["accuracy"]["value"] == res.patient_level.accuracy.value
+    assert "per images: accuracy " in msld.describe(res)
 
     (tmp_path / "images" / chosen[0].label / f"{chosen[0].image_id}.jpg").write_bytes(b"not the image")
     with pytest.raises(data.DataError, match="sha256"):
@@ -203,8 +248,8 @@ def test_benchmark_data_dir_reads_the_whole_folder(records, spied_training, tmp_
 def test_pixel_transform_hook(records):
     """The identity transform reproduces the classifier's own preprocessing exactly, and an
     edit reaches the model: black images all get the same probability."""
-    backbone = msld._imagenet_backbone()
-    model = msld._imagenet_backbone()
+    backbone = msld.imagenet_backbone()
+    model = msld.imagenet_backbone()
     torch.manual_seed(0)
     model.classifier = torch.nn.Linear(model.classifier.in_features, 2)
     classifier = msld.as_classifier(model)

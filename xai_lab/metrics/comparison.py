@@ -1,6 +1,5 @@
 """Comparing explanation methods over many images: one record per (image, method) of faithfulness
-scores and costs, a bootstrap interval per method and score, and results files that a run
-appends to as it goes, so that it can be killed and resumed, split into shards and merged.
+scores and costs, and per method and score the mean with its bootstrap interval.
 
 Per image (:func:`evaluate`): explain one image, then
 
@@ -13,33 +12,38 @@ Per image (:func:`evaluate`): explain one image, then
   2018): ``sanity_spearman@s`` / ``sanity_ssim@s`` after cascade stage ``s`` and
   ``random_target_spearman``.
 
-Over images (:func:`bootstrap_interval`, :func:`summarize`): the mean and a percentile bootstrap
-interval (Efron & Tibshirani 1993): draw the n per-image values n times with replacement, B
-times; the interval is the (1 - level) / 2 and (1 + level) / 2 quantiles of the B means. The
-resamples depend only on the seed and n, so methods scored on the same images share them.
+Each record declares, in ``record["better"]``, whether higher or lower values of each of its
+scores are better (:class:`xai_lab.stats.Direction`), set where the score is computed.
 
-Results files (:class:`ResultsFile`) are JSON lines: a header ``{"kind": "header", "config":
-...}`` then one record per line, flushed as it is written. A record is keyed by
-``(kind, image, method)``; :func:`merge_results` combines files whose configs agree.
+Over images (:func:`summarize`, :func:`compare`): the mean and its percentile bootstrap interval
+(:func:`xai_lab.stats.bootstrap`; the resamples depend only on the seed and n, so methods scored
+on the same images share them), and paired differences (:func:`xai_lab.stats.paired_bootstrap`).
+Records are plain JSON-ready dicts; the benchmark's results files (``benchmarks/_common.py``)
+store them one per line.
 """
 from __future__ import annotations
 
-import json
-import os
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Iterable, Sequence
 
-import numpy as np
 import torch
 
 from ..explain import explain
+from ..stats import Direction, Interval, bootstrap, paired_bootstrap
 from .perturbation import deletion_auc, insertion_auc, pixel_perturbation
 from .sanity import sanity_check
 
 MEASURES = ("afoc", "kl", "pcuo")
 COST_FIELDS = ("seconds", "forward_passes", "backward_passes")
+#: Removing the most salient pixels first should change the output much (higher is better);
+#: removing the least salient first, little (lower is better).
+ORDER_DIRECTION = {"morf": Direction.HIGHER, "lerf": Direction.LOWER}
+#: The scores with fixed names: a map that deletes the class fast and inserts it fast is
+#: faithful; a sane map changes when the model is randomised (low similarity) and with the
+#: target; costs are better low.
+DIRECTIONS = {"deletion_auc": Direction.LOWER, "insertion_auc": Direction.HIGHER,
+              "random_target_spearman": Direction.LOWER, **{field: Direction.LOWER for field in COST_FIELDS}}
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,11 @@ class Protocol:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Protocol":
+    def from_dict(cls, d: dict) -> Protocol:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+DEFAULT_PROTOCOL = Protocol()
 
 
 def score_name(order: str, baseline, measure: str, fraction: float) -> str:
@@ -68,15 +75,12 @@ def score_name(order: str, baseline, measure: str, fraction: float) -> str:
     return f"{order}_{baseline}_{measure}@{fraction:g}"
 
 
-def better(score: str) -> str | None:
-    """``"lower"`` or ``"higher"``: which values of ``score`` mean a more faithful (or cheaper,
-    or saner) map; None for a name this module does not produce."""
-    if score.startswith("morf_") or score == "insertion_auc":
-        return "higher"
-    if (score.startswith(("lerf_", "sanity_")) or score in ("deletion_auc", "random_target_spearman")
-            or score in COST_FIELDS):
-        return "lower"
-    return None
+def perturbation_directions(protocol: Protocol = DEFAULT_PROTOCOL) -> dict[str, Direction]:
+    """``{score name: Direction}`` of every score :func:`perturbation_scores` gives under
+    ``protocol`` and of the costs of :func:`evaluate`."""
+    out = {score_name(order, baseline, measure, f): ORDER_DIRECTION[order] for order in protocol.orders
+           for baseline in protocol.baselines for measure in MEASURES for f in protocol.fractions}
+    return {**out, **{name: DIRECTIONS[name] for name in ("deletion_auc", "insertion_auc", *COST_FIELDS)}}
 
 
 def _one_image(x: torch.Tensor) -> torch.Tensor:
@@ -87,9 +91,10 @@ def _one_image(x: torch.Tensor) -> torch.Tensor:
 
 
 def perturbation_scores(classifier, x: torch.Tensor, saliency: torch.Tensor, target: int,
-                        protocol: Protocol = Protocol()) -> tuple[dict, dict]:
+                        protocol: Protocol = DEFAULT_PROTOCOL) -> tuple[dict, dict]:
     """Scores of one image's map under ``protocol``: ``({score name: float}, curves)``, curves
-    holding the deletion and insertion curves (target probability per point)."""
+    holding the deletion and insertion curves (target probability per point). Their directions:
+    :func:`perturbation_directions`."""
     x = _one_image(x)
     saliency = saliency.reshape(1, *x.shape[-2:])
     target = torch.as_tensor([int(target)])
@@ -110,11 +115,12 @@ def perturbation_scores(classifier, x: torch.Tensor, saliency: torch.Tensor, tar
     return scores, curves
 
 
-def evaluate(classifier, x: torch.Tensor, method: str, protocol: Protocol = Protocol(), seed: int = 0,
+def evaluate(classifier, x: torch.Tensor, method: str, protocol: Protocol = DEFAULT_PROTOCOL, seed: int = 0,
              device=None, options: dict | None = None) -> dict:
     """Explain one image [3, H, W] with ``method`` (predicted class, ``seed``, ``options``) and
     score the map: a record ``{"method", "options", "target", "seconds", "forward_passes",
-    "backward_passes", "eval_seconds", "scores", "curves"}``."""
+    "backward_passes", "eval_seconds", "scores", "better", "curves"}`` (``better``: each
+    score's and cost's direction, ``"higher"`` or ``"lower"``)."""
     options = dict(options or {})
     x = _one_image(x)
     e = explain(classifier, x, method=method, seed=seed, device=device, progress=False, **options)
@@ -122,15 +128,17 @@ def evaluate(classifier, x: torch.Tensor, method: str, protocol: Protocol = Prot
     scores, curves = perturbation_scores(classifier, x, e.saliency, int(e.target[0]), protocol)
     return {"method": method, "options": options, "target": int(e.target[0]), "seconds": e.seconds,
             "forward_passes": e.forward_passes, "backward_passes": e.backward_passes,
-            "eval_seconds": time.perf_counter() - start, "scores": scores, "curves": curves}
+            "eval_seconds": time.perf_counter() - start, "scores": scores,
+            "better": {k: d.value for k, d in perturbation_directions(protocol).items()}, "curves": curves}
 
 
 def sanity_scores(classifier, x: torch.Tensor, method: str, target: int, steps: int = 3, seed: int = 0,
                   options: dict | None = None) -> dict:
     """The cascading-randomisation check of one image with ``steps`` stages: a record
-    ``{"method", "options", "layers", "sanity_seconds", "scores"}`` with scores
+    ``{"method", "options", "layers", "sanity_seconds", "scores", "better"}`` with scores
     ``sanity_spearman@s``, ``sanity_ssim@s`` (s = 1..steps, the last stage randomises every
-    layer) and ``random_target_spearman``."""
+    layer) and ``random_target_spearman``, all better lower (a map that stays the same when
+    the model is randomised does not depend on it)."""
     options = dict(options or {})
     x = _one_image(x)
     start = time.perf_counter()
@@ -141,29 +149,8 @@ def sanity_scores(classifier, x: torch.Tensor, method: str, target: int, steps: 
         scores[f"sanity_ssim@{s + 1}"] = float(out["ssim"][s, 0])
     scores["random_target_spearman"] = float(out["random_target_spearman"][0])
     return {"method": method, "options": options, "layers": list(out["layers"]),
-            "sanity_seconds": time.perf_counter() - start, "scores": scores}
-
-
-def bootstrap_interval(values: Sequence[float], level: float = 0.95, resamples: int = 2000,
-                       seed: int = 0) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the mean of ``values`` and its percentile bootstrap interval at
-    ``level`` from ``resamples`` resamples drawn with ``numpy.random.default_rng(seed)``."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 1 or v.size == 0:
-        raise ValueError(f"values must be a non-empty 1-d sequence, got shape {list(v.shape)}")
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}")
-    if resamples < 1:
-        raise ValueError("resamples must be >= 1")
-    index = np.random.default_rng(seed).integers(0, v.size, size=(resamples, v.size))
-    means = v[index].mean(axis=1)
-    low, high = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return float(v.mean()), float(low), float(high)
-
-
-def record_key(record: dict) -> tuple:
-    """``(kind, image, method)``: what a results file holds at most once."""
-    return record["kind"], record["image"], record["method"]
+            "sanity_seconds": time.perf_counter() - start, "scores": scores,
+            "better": {k: Direction.LOWER.value for k in scores}}
 
 
 def _values(record: dict) -> dict:
@@ -184,171 +171,59 @@ def per_image(records: Iterable[dict], method: str, score: str) -> dict:
     return out
 
 
+def directions(records: Iterable[dict]) -> dict[str, Direction]:
+    """``{score: Direction}`` as the records declare them (``record["better"]``); a ValueError if
+    two records disagree."""
+    out: dict = {}
+    for r in records:
+        for score, direction in r.get("better", {}).items():
+            found = out.setdefault(score, Direction(direction))
+            if found is not Direction(direction):
+                raise ValueError(f"records disagree on the direction of {score!r}")
+    return out
+
+
 def summarize(records: Iterable[dict], methods: Sequence[str] | None = None, level: float = 0.95,
-              resamples: int = 2000, seed: int = 0) -> dict:
-    """``{method: {score: {"mean", "low", "high", "n", "better"}}}`` over the images each
-    method has that score for (values taken in image order, so any order of the records, or of
-    the files they were merged from, gives the same table). ``methods`` fixes the row order
-    (default: sorted names)."""
-    records = sorted(records, key=record_key)
+              resamples: int = 2000, seed: int = 0) -> dict[str, dict[str, Interval]]:
+    """``{method: {score: Interval}}``: the mean of each score over the images each method has it
+    for, with :func:`xai_lab.stats.bootstrap` (values taken in image order, so any order of the
+    records, or of the files they were merged from, gives the same table). ``methods`` fixes the
+    row order (default: sorted names). The scores' directions: :func:`directions`."""
+    records = sorted(records, key=lambda r: (r["image"], r["kind"], r["method"]))
     values: dict = {}
     for r in records:
         for score, value in _values(r).items():
             values.setdefault(r["method"], {}).setdefault(score, []).append(value)
     names = list(methods) if methods is not None else sorted(values)
-    table = {}
-    for method in names:
-        table[method] = {}
-        for score, vals in values.get(method, {}).items():
-            mean, low, high = bootstrap_interval(vals, level, resamples, seed)
-            table[method][score] = {"mean": mean, "low": low, "high": high, "n": len(vals), "better": better(score)}
-    return table
+    return {method: {score: bootstrap(vals, level=level, resamples=resamples, seed=seed)
+                     for score, vals in values.get(method, {}).items()} for method in names}
 
 
 def compare(records: Sequence[dict], score: str, method: str, methods: Sequence[str] | None = None,
             level: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict:
-    """Is ``method`` the best of ``methods`` on ``score``? Returns the mean and interval of
-    each, ``best`` (the best mean), ``is_best``, and per other method the paired difference
-    (``method`` minus it, over the images both have) with its bootstrap interval,
-    ``intervals_overlap`` (of the two methods' own intervals) and ``difference_excludes_zero``."""
-    direction = better(score)
+    """Is ``method`` the best of ``methods`` on ``score`` (in the direction the records declare
+    for it)? Returns ``intervals`` {method: Interval}, ``best`` (the best mean), ``is_best``, and
+    per other method ``versus``: ``difference`` (``method`` minus it, paired over the images both
+    have: :func:`xai_lab.stats.paired_bootstrap`), ``intervals_overlap`` (of the two methods' own
+    intervals) and ``difference_excludes_zero``."""
+    direction = directions(records).get(score)
     if direction is None:
-        raise ValueError(f"{score!r} is not a score this module knows the direction of")
+        raise ValueError(f"No record declares the direction of {score!r}")
     values = {m: per_image(records, m, score) for m in (methods or sorted({r["method"] for r in records}))}
     values = {m: v for m, v in values.items() if v}
     if method not in values:
         raise ValueError(f"No {score!r} values for {method!r}")
-    intervals = {m: bootstrap_interval([v[i] for i in sorted(v)], level, resamples, seed) for m, v in values.items()}
-    sign = 1 if direction == "lower" else -1
-    best = min(intervals, key=lambda m: (sign * intervals[m][0], m))
+    intervals = {m: bootstrap([v[i] for i in sorted(v)], level=level, resamples=resamples, seed=seed)
+                 for m, v in values.items()}
+    best = min(intervals, key=lambda m: (direction.sort_key(intervals[m].value), m))
     versus = {}
-    _, low, high = intervals[method]
     for other, vals in values.items():
         if other == method:
             continue
         common = sorted(set(vals) & set(values[method]))
-        diff = bootstrap_interval([values[method][i] - vals[i] for i in common], level, resamples, seed)
-        _, o_low, o_high = intervals[other]
-        versus[other] = {"difference": diff[0], "low": diff[1], "high": diff[2], "n": len(common),
-                         "intervals_overlap": bool(low <= o_high and o_low <= high),
-                         "difference_excludes_zero": bool(diff[1] > 0 or diff[2] < 0)}
-    return {"score": score, "better": direction, "method": method, "level": level,
-            "intervals": {m: {"mean": i[0], "low": i[1], "high": i[2], "n": len(values[m])} for m, i in intervals.items()},
+        diff = paired_bootstrap([values[method][i] for i in common], [vals[i] for i in common], level=level,
+                                resamples=resamples, seed=seed)
+        versus[other] = {"difference": diff, "intervals_overlap": intervals[method].overlaps(intervals[other]),
+                         "difference_excludes_zero": diff.excludes(0.0)}
+    return {"score": score, "better": direction, "method": method, "level": level, "intervals": intervals,
             "best": best, "is_best": best == method, "versus": versus}
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"K/N"`` -> ``(K, N)`` with 1 <= K <= N, or a ValueError saying what is wrong."""
-    parts = str(text).split("/")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise ValueError(f"shard must look like K/N (e.g. 1/4: the first of 4 slices), got {text!r}")
-    k, n = int(parts[0]), int(parts[1])
-    if n < 1:
-        raise ValueError(f"shard K/N needs N >= 1, got {text!r}")
-    if not 1 <= k <= n:
-        raise ValueError(f"shard K/N needs 1 <= K <= N, got {text!r} (K counts from 1)")
-    return k, n
-
-
-def shard_slice(items: Sequence, k: int, n: int) -> list:
-    """The K-th of N contiguous slices of ``items`` (sizes differ by at most one; together
-    they are ``items`` in order)."""
-    if not 1 <= k <= n:
-        raise ValueError(f"need 1 <= k <= n, got k={k}, n={n}")
-    size = len(items)
-    return list(items[(k - 1) * size // n: k * size // n])
-
-
-def read_results(path) -> tuple[dict, list[dict]]:
-    """``(config, records)`` of a results file. Every line is written with its newline, so text
-    after the last newline is a write that a kill cut short: it is ignored. Any other line that
-    is not JSON is an error."""
-    path = Path(path)
-    with open(path, "rb") as fh:
-        complete = fh.read().split(b"\n")[:-1]
-    if not complete:
-        raise ValueError(f"{path} has no header line: not a results file")
-    rows = []
-    for number, line in enumerate(complete, 1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path}, line {number}: not JSON ({e})") from e
-    header, records = rows[0], rows[1:]
-    if header.get("kind") != "header" or "config" not in header:
-        raise ValueError(f"{path} does not start with a results header")
-    return header["config"], records
-
-
-class ResultsFile:
-    """Append-only results file for one run. Opening an existing file checks that it was made
-    with the same ``config``, cuts off a final line left unfinished by a kill, and loads its
-    records; :meth:`append` writes one record per line and flushes it to disk."""
-
-    def __init__(self, path, config: dict):
-        self.path = Path(path)
-        self.config = json.loads(json.dumps(config))
-        self.records: list[dict] = []
-        if self.path.exists():
-            self._cut_unfinished_line()
-        if self.path.exists() and self.path.stat().st_size > 0:
-            found, self.records = read_results(self.path)
-            if found != self.config:
-                changed = sorted(k for k in set(found) | set(self.config) if found.get(k) != self.config.get(k))
-                raise ValueError(f"{self.path} was written with other settings ({', '.join(changed)} differ); "
-                                 "use another output folder or delete the file to start again")
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._write({"kind": "header", "config": self.config})
-        self.done = {record_key(r): r for r in self.records}
-
-    def _cut_unfinished_line(self) -> None:
-        """Drop the text after the last newline: a record whose write a kill interrupted."""
-        with open(self.path, "rb+") as fh:
-            data = fh.read()
-            if not data.endswith(b"\n"):
-                fh.truncate(data.rfind(b"\n") + 1)
-
-    def _write(self, row: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(row, allow_nan=True) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-
-    def append(self, record: dict) -> None:
-        key = record_key(record)
-        if key in self.done:
-            raise ValueError(f"{key} is already in {self.path}")
-        self._write(record)
-        self.records.append(record)
-        self.done[key] = record
-
-
-def merge_results(paths: Sequence) -> tuple[dict, list[dict], dict]:
-    """Combine results files (shards of one run): ``(config, records, info)``. Their configs
-    must agree except for ``shard``; a record present in several files is kept once (the first),
-    and ``info`` says how many duplicates were dropped and which files were read."""
-    if not paths:
-        raise ValueError("no results files to merge")
-    config, records, seen, duplicates, options = None, [], set(), 0, {}
-    for path in paths:
-        found, rows = read_results(path)
-        found = {k: v for k, v in found.items() if k != "shard"}
-        if config is None:
-            config, first = found, path
-        elif found != config:
-            changed = sorted(k for k in set(found) | set(config) if found.get(k) != config.get(k))
-            raise ValueError(f"{path} and {first} come from runs with other settings ({', '.join(changed)} differ)")
-        for r in rows:
-            key = record_key(r)
-            known = options.setdefault(r["method"], r.get("options", {}))
-            if r.get("options", {}) != known:
-                raise ValueError(f"{path}: method {r['method']!r} ran with options {r.get('options')}, "
-                                 f"elsewhere with {known}")
-            if key in seen:
-                duplicates += 1
-                continue
-            seen.add(key)
-            records.append(r)
-    records.sort(key=record_key)
-    return config, records, {"files": [str(p) for p in paths], "duplicates_dropped": duplicates}

@@ -24,26 +24,25 @@ Here the reason is known exactly, because we put it there:
 from __future__ import annotations
 
 import hashlib
-import json
-import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 import torch
 
-from .explain import explain
-from .metrics import pointing_game, relevance_mass
-from .metrics.comparison import bootstrap_interval
-from .models import Classifier, msld
+from ..explain import explain
+from ..metrics import pointing_game, relevance_mass
+from ..models import Classifier, msld
+from ..models import cache as model_cache
+from ..stats import Interval, bootstrap
 
 SCORES = ("relevance_mass", "pointing_game")
 
-#: Every method family with modest settings (the book's shortcut chapters): IG and SmoothGrad
+#: The book's shortcut chapters' time budget: every method family with modest settings. IG and SmoothGrad
 #: with 16 samples; occlusion with a 48-pixel window (the mark's size) at stride 48 (25
 #: positions); RISE with 300 masks, LIME with 200 samples and Score-CAM at the last block (320
 #: channels: a quarter of the head's 1280 forward passes) on the first 2 images only (so that the
 #: chapter stays near 3 minutes on 2 CPU cores).
-METHODS = {
+CHAPTER_METHODS = {
     "saliency": {}, "integrated_gradients": {"steps": 16}, "smoothgrad": {"n_samples": 16}, "guided_backprop": {},
     "fullgrad": {}, "gradcam": {}, "gradcampp": {}, "layercam": {},
     "scorecam": {"layer": "features.blocks.15", "batch_size": 64, "images": 2},
@@ -52,9 +51,10 @@ METHODS = {
     "lime": {"num_samples": 200, "batch_size": 100, "images": 2},
     "random": {}, "sobel": {},
 }
-#: The methods of :data:`METHODS` that cost one forward and one backward pass per image, occlusion
-#: (26 forward passes) and the controls.
-FAST_METHODS = {k: v for k, v in METHODS.items() if k not in ("integrated_gradients", "smoothgrad", "scorecam", "rise", "lime")}
+#: The methods of :data:`CHAPTER_METHODS` that cost one forward and one backward pass per image,
+#: occlusion (26 forward passes) and the controls (the chapter "Fixing the planted shortcut").
+CHAPTER_FAST_METHODS = {k: v for k, v in CHAPTER_METHODS.items()
+                        if k not in ("integrated_gradients", "smoothgrad", "scorecam", "rise", "lime")}
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,8 @@ def image_id(item) -> str:
     return path.stem
 
 
-def mark_box(item, mark: Mark = Mark(), height: int = msld.IMAGE_SIZE, width: int = msld.IMAGE_SIZE) -> tuple[int, int, int, int]:
+def mark_box(item, mark: Mark = Mark(), height: int = msld.IMAGE_SIZE,
+             width: int = msld.IMAGE_SIZE) -> tuple[int, int, int, int]:
     """``(top, left, h, w)`` of the mark in an image of ``height`` x ``width`` pixels: the first
     two 8-byte words of ``sha256(f"{mark.seed}/{image_id(item)}")`` modulo the number of valid
     rows ``height - size + 1`` and columns ``width - size + 1`` (uniform up to 2^-50)."""
@@ -131,7 +132,8 @@ def plant(pixels: torch.Tensor, item, mark: Mark = Mark()) -> torch.Tensor:
     _check_pixels(pixels)
     top, left, h, w = mark_box(item, mark, *pixels.shape[1:])
     out = pixels.clone()
-    out[:, top:top + h, left:left + w] = torch.tensor(mark.colour, dtype=pixels.dtype, device=pixels.device).view(3, 1, 1)
+    colour = torch.tensor(mark.colour, dtype=pixels.dtype, device=pixels.device)
+    out[:, top:top + h, left:left + w] = colour.view(3, 1, 1)
     return out
 
 
@@ -184,30 +186,27 @@ def train_marked(transform: PixelTransform | None, copies: int = 2, seed: int = 
     ``copies - 1`` augmented ones; the default model uses 8, 2 trains about four times faster).
 
     With ``cache`` and a transform made by :func:`marked` or :func:`masked` (or None: clean
-    images), the weights are kept in ``cache_dir`` (default: the MSLD models' cache folder) under
-    a key that hashes :func:`xai_lab.models.msld.cache_key` (data, settings, package version),
+    images), the weights are kept by :func:`xai_lab.models.cache.fit_or_load` (a damaged file is
+    reported and retrained) in ``cache_dir`` (default: the MSLD models' cache folder) under a
+    key that hashes :func:`xai_lab.models.msld.cache_key` (data, settings, package version),
     the transform's ``description`` and :data:`RECIPE`, so chapters share one training. Other
     transforms are trained every time. Returns ``(classifier, training info)``, info with
     ``cached``."""
     settings = msld.TrainSettings(seed=seed, copies=copies)
     description = "clean" if transform is None else getattr(transform, "description", None)
-    path = None
-    if cache and description is not None:
-        payload = json.dumps({"msld": msld.cache_key(settings, records), "transform": description, "recipe": RECIPE})
-        path = msld._cache_dir(cache_dir) / f"shortcut_{hashlib.sha256(payload.encode()).hexdigest()[:16]}.pt"
-        if path.is_file():
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            model = msld.efficientnet_lite0(num_classes=len(msld.CATEGORIES))
-            model.load_state_dict(saved["state_dict"], strict=True)
-            return msld.as_classifier(model), {**json.loads(saved["info"]), "cached": True, "path": str(path)}
-    model, info = msld.train(settings, records, progress=progress, transform=transform)
-    info = {**info, "transform": description}
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save({"state_dict": model.state_dict(), "info": json.dumps(info)}, partial)
-        os.replace(partial, path)
-    return msld.as_classifier(model), {**info, "cached": False, "path": None if path is None else str(path)}
+
+    def train_now():
+        model, info = msld.train(settings, records, progress=progress, transform=transform)
+        return model, {**info, "transform": description}
+
+    if not cache or description is None:
+        model, info = train_now()
+        return msld.as_classifier(model), {**info, "cached": False, "path": None}
+    key = model_cache.key({"msld": msld.cache_key(settings, records), "transform": description, "recipe": RECIPE})
+    path = model_cache.models_dir(cache_dir) / f"shortcut_{key}.pt"
+    model, info = model_cache.fit_or_load(path, lambda: msld.efficientnet_lite0(num_classes=len(msld.CATEGORIES)),
+                                          train_now)
+    return msld.as_classifier(model), info
 
 
 def inputs(classifier: Classifier, records, transform: PixelTransform | None = None) -> torch.Tensor:
@@ -245,47 +244,69 @@ def accuracy_table(results: Mapping[str, dict], metric: str = "accuracy"):
     one column per condition, each cell "value [low, high]" (patient-bootstrap 95 % interval)."""
     import pandas as pd
 
-    rows = {label: {condition: f"{r[metric]['value']:.2f} [{r[metric]['ci95'][0]:.2f}, {r[metric]['ci95'][1]:.2f}]"
-                    for condition, r in by_condition.items()} for label, by_condition in results.items()}
+    rows = {label: {condition: r.metric(metric).format(2) for condition, r in by_condition.items()}
+            for label, by_condition in results.items()}
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def plot_interval_bars(intervals: Mapping[str, Mapping[str, Interval]], ax=None, ylabel: str = "",
+                       reference: float | None = None, reference_label: str | None = None, reference_style: str = ":",
+                       tick_labels: Sequence[str] | None = None, rotate: bool = False, top: float = 1.05):
+    """Grouped bars with interval error bars: one group per key of the inner mappings (in the
+    order of the first), one bar per outer key (a model), height ``value``, error bar ``[low,
+    high]``; an optional horizontal ``reference`` line (chance, a uniform map's score). The one
+    drawing routine of :func:`plot_accuracy` and :func:`plot_scores`. Returns the axes."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    groups = list(next(iter(intervals.values())))
+    if ax is None:
+        per_bar = 0.55 if rotate else 1.1
+        _, ax = plt.subplots(figsize=(max(6.0 if rotate else 5.0, per_bar * len(groups) * len(intervals)),
+                                      3.4 if rotate else 3.2))
+    width = 0.8 / len(intervals)
+    positions = np.arange(len(groups))
+    for k, (label, by_group) in enumerate(intervals.items()):
+        values = np.array([by_group[g].value for g in groups])
+        errors = np.array([[by_group[g].value - by_group[g].low for g in groups],
+                           [by_group[g].high - by_group[g].value for g in groups]])
+        ax.bar(positions + (k - (len(intervals) - 1) / 2) * width, values, width, yerr=errors,
+               capsize=2 if rotate else 3, label=label)
+    if reference is not None:
+        ax.axhline(reference, color="k", linestyle=reference_style, linewidth=1, label=reference_label)
+    labels = list(tick_labels) if tick_labels is not None else groups
+    if rotate:
+        ax.set_xticks(positions, labels, rotation=45, ha="right")
+    else:
+        ax.set_xticks(positions, labels)
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(0, top)
+    return ax
 
 
 def plot_accuracy(results: Mapping[str, dict], metric: str = "accuracy", ax=None):
     """Grouped bars of ``metric`` per test condition (one bar per model of ``results``
     ``{model label: {condition: evaluate result}}``) with the bootstrap intervals as error bars."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
+    intervals = {label: {c: r.metric(metric) for c, r in by_condition.items()}
+                 for label, by_condition in results.items()}
     conditions = list(next(iter(results.values())))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(conditions) * len(results)), 3.2))
-    width = 0.8 / len(results)
-    positions = np.arange(len(conditions))
-    for k, (label, by_condition) in enumerate(results.items()):
-        values = np.array([by_condition[c][metric]["value"] for c in conditions])
-        ci = np.array([by_condition[c][metric]["ci95"] for c in conditions])
-        ax.bar(positions + (k - (len(results) - 1) / 2) * width, values, width, yerr=[values - ci[:, 0], ci[:, 1] - values],
-               capsize=3, label=label)
-    ax.axhline(0.5, color="k", linestyle=":", linewidth=1)
-    ax.set_xticks(positions, [f"test: {c}" for c in conditions])
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.set_ylim(0, 1.05)
+    ax = plot_interval_bars(intervals, ax, metric.replace("_", " "), reference=0.5,
+                            tick_labels=[f"test: {c}" for c in conditions])
     ax.legend(fontsize=8, loc="lower left")
     return ax
 
 
 def patient_interval(values, patients: Sequence[str], level: float = 0.95, resamples: int = 2000,
-                     seed: int = 0) -> dict:
-    """``{"mean", "low", "high", "n_images", "n_patients"}``: the mean over patients of each
-    patient's mean value, with :func:`~xai_lab.metrics.comparison.bootstrap_interval` over the
-    patient means (images of one patient are not independent: the patients are resampled)."""
+                     seed: int = 0) -> Interval:
+    """The mean over patients of each patient's mean value, with :func:`xai_lab.stats.bootstrap`
+    over the patient means (images of one patient are not independent: the patients are
+    resampled, each counting once whatever its number of images); ``n``: the number of patients."""
     values = torch.as_tensor(values, dtype=torch.float64).flatten()
     if len(values) != len(patients):
         raise ValueError(f"{len(values)} values but {len(patients)} patients")
     names = sorted(set(patients))
     per_patient = [float(values[[p == name for p in patients]].mean()) for name in names]
-    mean, low, high = bootstrap_interval(per_patient, level, resamples, seed)
-    return {"mean": mean, "low": low, "high": high, "n_images": len(values), "n_patients": len(names)}
+    return bootstrap(per_patient, level=level, resamples=resamples, seed=seed)
 
 
 def localisation_scores(classifier: Classifier, records, methods: Sequence[str] | Mapping[str, dict],
@@ -298,12 +319,13 @@ def localisation_scores(classifier: Classifier, records, methods: Sequence[str] 
     carries the mark); ``methods``: names or {name: options} for :func:`xai_lab.explain` (an
     option ``layer`` is explain's ``layer=`` for that method, an option ``images`` runs it on the
     first that many records only, for costly methods), ``batch_size`` images at a time, ``seed``.
-    ``target``: the class whose score is explained (default Monkeypox, the class the shortcut's mark stands for: the same question for every
-    image and every model, whatever each one predicts), or None for the predicted class.
+    ``target``: the class whose score is explained (default Monkeypox, the class the shortcut's
+    mark stands for: the same question for every image and every model, whatever each one
+    predicts), or None for the predicted class.
 
     Per image and method: relevance mass (share of the positive relevance on the mark) and the
     pointing game (is the map's maximum on the mark; a constant map points nowhere and counts as
-    a miss). Returns ``{"summary": {method: {score: patient_interval}}, "per_image": {method:
+    a miss). Returns ``{"summary": {method: {score: Interval}}`` (:func:`patient_interval`), ``"per_image": {method:
     {score: [N]}}, "costs": {method: {"seconds", "forward_passes"}}, "area_fraction"`` (the mark's
     share of the image: what a uniform map scores), ``"image_ids"``, ``"patients"``, ``"target"``,
     ``"maps"``: {method: [keep_maps, H, W]} of the first ``keep_maps`` images, ``"inputs"``: those
@@ -370,7 +392,7 @@ def ranking(scores: dict, by: str = "relevance_mass") -> list[str]:
     ties by name)."""
     if by not in SCORES:
         raise ValueError(f"by must be one of {', '.join(SCORES)}, got {by!r}")
-    return sorted(scores["summary"], key=lambda m: (-scores["summary"][m][by]["mean"], m))
+    return sorted(scores["summary"], key=lambda m: (-scores["summary"][m][by].value, m))
 
 
 def score_table(results: Mapping[str, dict], by: str = "relevance_mass", scores: Sequence[str] = SCORES):
@@ -385,44 +407,34 @@ def score_table(results: Mapping[str, dict], by: str = "relevance_mass", scores:
         row = {}
         for label, result in results.items():
             for score in scores:
-                s = result["summary"][method][score]
-                row[(label, score.replace("_", " "))] = f"{s['mean']:.2f} [{s['low']:.2f}, {s['high']:.2f}]"
+                row[(label, score.replace("_", " "))] = result["summary"][method][score].format(2)
         rows[method] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns) if len(results) > 1 else [c[1] for c in table.columns]
     return table
 
 
-def plot_scores(results: Mapping[str, dict], score: str = "relevance_mass", ax=None, order: Sequence[str] | None = None):
+def plot_scores(results: Mapping[str, dict], score: str = "relevance_mass", ax=None,
+                order: Sequence[str] | None = None):
     """Bars of ``score`` per method with their bootstrap intervals as error bars, one bar per
     model of ``results`` ``{model label: localisation_scores result}``, and the mark's area
     fraction (what a uniform map gets) as a dashed line for relevance mass. Returns the axes."""
-    import matplotlib.pyplot as plt
-    import numpy as np
-
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
     first = next(iter(results.values()))
     order = list(order) if order is not None else ranking(first, score)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(6.0, 0.55 * len(order) * len(results)), 3.4))
-    width = 0.8 / len(results)
-    positions = np.arange(len(order))
-    for k, (label, result) in enumerate(results.items()):
-        s = [result["summary"][m][score] for m in order]
-        means = np.array([v["mean"] for v in s])
-        errors = np.array([[v["mean"] - v["low"] for v in s], [v["high"] - v["mean"] for v in s]])
-        ax.bar(positions + (k - (len(results) - 1) / 2) * width, means, width, yerr=errors, capsize=2, label=label)
-    if score == "relevance_mass":
-        ax.axhline(first["area_fraction"], color="k", linestyle="--", linewidth=1, label="mark's area (uniform map)")
-    highest = max(result["summary"][m][score]["high"] for result in results.values() for m in order)
-    ax.set_xticks(positions, order, rotation=45, ha="right")
-    ax.set_ylabel(score.replace("_", " "))
-    ax.set_ylim(0, min(1.05, max(0.25, 1.15 * highest)))
+    intervals = {label: {m: result["summary"][m][score] for m in order} for label, result in results.items()}
+    highest = max(i.high for by_method in intervals.values() for i in by_method.values())
+    uniform = score == "relevance_mass"
+    ax = plot_interval_bars(intervals, ax, score.replace("_", " "),
+                            reference=first["area_fraction"] if uniform else None,
+                            reference_label="mark's area (uniform map)", reference_style="--", rotate=True,
+                            top=min(1.05, max(0.25, 1.15 * highest)))
     ax.legend(fontsize=8)
     return ax
 
 
-__all__ = ["FAST_METHODS", "METHODS", "Mark", "RECIPE", "SCORES", "accuracy_table", "plot_accuracy", "evaluate_conditions", "fill_box", "image_id", "inputs", "localisation_scores",
-           "mark_box", "mark_mask", "marked", "masked", "patient_interval", "plant", "plot_scores", "ranking",
-           "score_table", "conditions", "train_marked"]
+__all__ = ["CHAPTER_FAST_METHODS", "CHAPTER_METHODS", "Mark", "RECIPE", "SCORES", "accuracy_table", "conditions",
+           "evaluate_conditions", "fill_box", "image_id", "inputs", "localisation_scores", "mark_box", "mark_mask",
+           "marked", "masked", "patient_interval", "plant", "plot_accuracy", "plot_interval_bars", "plot_scores",
+           "ranking", "score_table", "train_marked"]

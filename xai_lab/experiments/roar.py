@@ -14,7 +14,7 @@ Protocol here (:func:`roar`), and where it differs from the paper:
 * maps: computed once per image and method by the clean classifier
   (``load_model("msld_efficientnet_lite0")``) on the un-augmented image, for the image's TRUE
   label (the ROAR convention: the evidence for the correct class, known for train and test);
-* removal (:func:`remove_top_fraction`): exactly ``round(k / 100 * H * W)`` pixels (rounded
+* removal (:func:`xai_lab.metrics.removal.remove_top_fraction`): exactly ``round(k / 100 * H * W)`` pixels (rounded
   half up), most salient first, ties in a fixed seeded random order, replaced by the image's
   per-channel mean (Hooker et al. also fill with a per-channel mean);
 * retraining: :func:`xai_lab.models.msld.train` with ``transform=``, i.e. a new logistic head
@@ -31,80 +31,20 @@ the FullGrad paper (Srinivas & Fleuret 2019) calls "Input-gradient" in its ROAR 
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from tqdm import tqdm
+
+from ..metrics.removal import remove_top_fraction, removed_count
+from ..stats import paired_bootstrap
 
 ROAR_METHODS = ("gradcam", "fullgrad", "saliency", "rise", "random")
 DEFAULT_KS = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 DEFAULT_OPTIONS = {"rise": {"n_masks": 500, "batch_size": 100}}
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc")
-
-
-def removed_count(fraction: float, height: int, width: int) -> int:
-    """``round(fraction * H * W)``, halves rounded up (Python's ``round`` would round 4.5 to 4)."""
-    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction <= 1:
-        raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
-    return min(height * width, int(math.floor(fraction * height * width + 0.5)))
-
-
-def removal_order(saliency: torch.Tensor, tie_seed: int | None = 0) -> torch.Tensor:
-    """Pixel indices (row-major) [H * W], most salient first. Equal values keep a fixed order:
-    a random permutation drawn from ``torch.Generator().manual_seed(tie_seed)`` (the same one for
-    every map of that size), or pixel index order for ``tie_seed=None``. A map with many equal
-    values (Grad-CAM is 0 wherever its ReLU clips) thus loses pixels spread over the image, not
-    the top rows first."""
-    if saliency.dim() != 2:
-        raise ValueError(f"saliency must be one map [H, W], got shape {list(saliency.shape)}")
-    flat = saliency.detach().flatten().float().cpu()
-    if not torch.isfinite(flat).all():
-        raise ValueError("saliency contains NaN or infinite values")
-    if tie_seed is None:
-        return torch.sort(flat, descending=True, stable=True).indices
-    permutation = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(tie_seed))
-    return permutation[torch.sort(flat[permutation], descending=True, stable=True).indices]
-
-
-def removal_mask(saliency: torch.Tensor, fraction: float, tie_seed: int | None = 0) -> torch.Tensor:
-    """Bool [H, W]: True at the ``round(fraction * H * W)`` most salient pixels (:func:`removal_order`)."""
-    order = removal_order(saliency, tie_seed)
-    h, w = saliency.shape
-    count = removed_count(fraction, h, w)
-    mask = torch.zeros(h * w, dtype=torch.bool)
-    mask[order[:count]] = True
-    return mask.view(h, w)
-
-
-def remove_top_fraction(pixels: torch.Tensor, saliency: torch.Tensor, fraction: float, fill="mean",
-                        tie_seed: int | None = 0) -> torch.Tensor:
-    """A copy of ``pixels`` [C, H, W] with its ``round(fraction * H * W)`` most salient pixels
-    (all channels) replaced by ``fill``: ``"mean"`` (each channel's mean over the whole original
-    image; Hooker et al. 2019 fill with a per-channel mean too), a number, or one value per
-    channel [C]. ``fraction = 0`` changes nothing, ``fraction = 1`` replaces every pixel. Ties:
-    :func:`removal_order`."""
-    if not isinstance(pixels, torch.Tensor) or pixels.dim() != 3:
-        raise ValueError(f"pixels must be one image [C, H, W], got {getattr(pixels, 'shape', type(pixels).__name__)}")
-    saliency = torch.as_tensor(saliency)
-    if tuple(saliency.shape) != tuple(pixels.shape[1:]):
-        raise ValueError(f"saliency {list(saliency.shape)} does not match the image's size {list(pixels.shape[1:])}")
-    if isinstance(fill, str):
-        if fill != "mean":
-            raise ValueError(f"fill must be 'mean', a number or one value per channel, got {fill!r}")
-        value = pixels.mean(dim=(1, 2))
-    else:
-        value = torch.as_tensor(fill, dtype=pixels.dtype).flatten()
-        if value.numel() == 1:
-            value = value.expand(pixels.shape[0])
-        if value.numel() != pixels.shape[0]:
-            raise ValueError(f"fill has {value.numel()} values for {pixels.shape[0]} channels")
-    mask = removal_mask(saliency, fraction, tie_seed).to(pixels.device)
-    out = pixels.clone()
-    out[:, mask] = value.to(out)[:, None]
-    return out
 
 
 # ----------------------------------------------------------------------------- maps
@@ -113,7 +53,8 @@ def _key(record) -> str:
     return str(record.path)
 
 
-def _method_options(method: str, options: dict | None) -> dict:
+def method_options(method: str, options: dict | None) -> dict:
+    """The options ``method`` runs with: :data:`DEFAULT_OPTIONS` updated by ``options[method]``."""
     chosen = dict(DEFAULT_OPTIONS.get(method, {}))
     chosen.update((options or {}).get(method, {}))
     return chosen
@@ -156,7 +97,7 @@ def saliency_maps(classifier, records, methods: Sequence[str] = ROAR_METHODS, se
                 chunk = records[first:first + batch_size]
                 x = torch.stack([classifier.preprocess(r.path) for r in chunk])
                 e = explain(classifier, x, method=method, target=targets[first:first + batch_size], seed=seed + b,
-                            progress=False, **_method_options(method, options))
+                            progress=False, **method_options(method, options))
                 for r, m in zip(chunk, e.saliency):
                     maps[method][_key(r)] = m.clone()
                 bar.update(len(chunk))
@@ -194,11 +135,14 @@ def _check_ks(ks) -> list[float]:
     return values
 
 
-def _flat(prefix: str, result: dict) -> dict:
+def _flat(prefix: str, result) -> dict:
+    """``{prefix}_{metric}``, ``_low`` and ``_high`` of an :class:`~xai_lab.models.msld.Evaluation`
+    (flat, for a results row)."""
     out = {}
     for name in METRICS:
-        out[f"{prefix}_{name}"] = result[name]["value"]
-        out[f"{prefix}_{name}_low"], out[f"{prefix}_{name}_high"] = result[name]["ci95"]
+        interval = result.metric(name)
+        out[f"{prefix}_{name}"] = interval.value
+        out[f"{prefix}_{name}_low"], out[f"{prefix}_{name}_high"] = interval.low, interval.high
     return out
 
 
@@ -209,7 +153,8 @@ def _same_backbone(a, b) -> bool:
 
 
 @torch.no_grad()
-def _test_probabilities(model, classifier, test, settings, transform, shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _test_probabilities(model, classifier, test, settings, transform,
+                        shared: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """P(Monkeypox) on the edited test images under the retrained model and under the original
     classifier. When both share the frozen backbone (the MSLD recipe), the pooled features of
     each edited image are computed once and both heads read them (``forward = classifier(pool(
@@ -330,11 +275,12 @@ def roar(classifier=None, records=None, methods: Sequence[str] = ROAR_METHODS, k
 
 
 def paired_difference(rows: Sequence[dict], records, a: str, b: str, k: float, curve: str = "retrained",
-                      n_boot: int = 2000, seed: int = 0) -> dict:
+                      n_boot: int = 2000, seed: int = 0):
     """Test accuracy of method ``a`` minus method ``b`` at ``k`` (``curve``: "retrained" or
-    "not_retrained"), with a 95 % percentile bootstrap over test patients that draws the SAME
-    patients for both (the images are shared), so it is narrower than two separate intervals.
-    ``records``: the test records the rows were evaluated on (``msld.split_records(...)["test"]``)."""
+    "not_retrained") as an :class:`~xai_lab.stats.Interval`: a 95 % percentile bootstrap over
+    test patients that draws the SAME patients for both (:func:`xai_lab.stats.paired_bootstrap`;
+    the images are shared), so it is narrower than two separate intervals. ``records``: the test
+    records the rows were evaluated on (``msld.split_records(...)["test"]``)."""
     from ..models import msld
 
     if curve not in ("retrained", "not_retrained"):
@@ -347,16 +293,8 @@ def paired_difference(rows: Sequence[dict], records, a: str, b: str, k: float, c
     if len(probability[0]) != len(records):
         raise ValueError(f"the rows hold {len(probability[0])} test images, records has {len(records)}")
     positive = torch.tensor([r.label == msld.POSITIVE for r in records])
-    names = sorted({r.patient_id for r in records})
-    group = torch.tensor([names.index(r.patient_id) for r in records])
-    generator = torch.Generator().manual_seed(seed)
-    drawn = torch.randint(len(names), (n_boot, len(names)), generator=generator)
-    counts = torch.zeros(n_boot, len(names)).scatter_add_(1, drawn, torch.ones(n_boot, len(names)))[:, group]
     correct = [((p >= 0.5) == positive).double() for p in probability]
-    point = float(correct[0].mean() - correct[1].mean())
-    boot = (counts.double() @ (correct[0] - correct[1])) / counts.double().sum(1)
-    low, high = torch.quantile(boot, torch.tensor([0.025, 0.975], dtype=torch.float64)).tolist()
-    return {"a": a, "b": b, "k": k, "curve": curve, "difference": point, "ci95": [low, high]}
+    return paired_bootstrap(correct[0], correct[1], [r.patient_id for r in records], 0.95, n_boot, seed)
 
 
 def summarize(rows: Sequence[dict], records, n_boot: int = 2000, seed: int = 0) -> dict:
@@ -367,9 +305,10 @@ def summarize(rows: Sequence[dict], records, n_boot: int = 2000, seed: int = 0) 
       removal hurt more;
     * ``most_harmful``: the method with the lowest mean accuracy; ``most_harmful_per_k``: the
       method with the lowest accuracy at each k of ``ks``;
-    * ``versus``: for every other method, :func:`paired_difference` (most harmful minus other) at
-      each k of ``ks`` (lists in that order), and ``separated_at``: the k where that 95 % interval
-      lies below 0.
+    * ``versus``: for every other method, ``differences``: :func:`paired_difference` (most
+      harmful minus other) at each k of ``ks`` (a list in that order, each interval as
+      ``{"value", "low", "high", "n", "level"}``), and ``separated_at``: the k where that 95 %
+      interval lies below 0.
 
     ``records``: the test records of the rows; every method needs a row at every k."""
     methods = list(dict.fromkeys(r["method"] for r in rows))
@@ -391,7 +330,7 @@ def summarize(rows: Sequence[dict], records, n_boot: int = 2000, seed: int = 0) 
             if other == worst:
                 continue
             diffs = [paired_difference(rows, records, worst, other, k, curve, n_boot, seed) for k in ks]
-            versus[other] = {"difference": [d["difference"] for d in diffs], "ci95": [d["ci95"] for d in diffs],
-                             "separated_at": [d["k"] for d in diffs if d["ci95"][1] < 0]}
+            versus[other] = {"differences": [d.as_dict() for d in diffs],
+                             "separated_at": [k for k, d in zip(ks, diffs) if d.high < 0]}
         out[curve] = {"mean_accuracy": mean, "most_harmful": worst, "most_harmful_per_k": per_k, "versus": versus}
     return out

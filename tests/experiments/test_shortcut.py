@@ -7,11 +7,13 @@ from PIL import Image
 from torch import nn
 
 import xai_lab
-from xai_lab import Classifier, shortcut
+from xai_lab import Classifier
 from xai_lab.data import ImageRecord
-from xai_lab.metrics.comparison import bootstrap_interval
+from xai_lab.experiments import shortcut
+from xai_lab.experiments.shortcut import Mark
 from xai_lab.models import msld
-from xai_lab.shortcut import Mark
+from xai_lab.models.cache import CacheWarning
+from xai_lab.stats import Interval, bootstrap
 
 SIZE = 64  # toy images: 64 x 64; the mark 8 x 8 (area fraction 1/64)
 MARK = Mark(size=8, colour=(1.0, 0.0, 1.0), seed=3)
@@ -180,6 +182,17 @@ def test_train_marked_trains_on_transformed_images_with_few_copies(fake_training
     assert info["step"] == 1 and info["cached"] is False and info["transform"] == transform.description
 
 
+def test_a_damaged_marked_model_is_reported_and_retrained(fake_training, tmp_path):
+    _, info = shortcut.train_marked(shortcut.marked(MARK), cache_dir=tmp_path)
+    path = tmp_path / info["path"].rsplit("/", 1)[1]
+    path.write_bytes(path.read_bytes()[:1000])                                          # truncated
+    with pytest.warns(CacheWarning, match=str(path)):
+        _, info = shortcut.train_marked(shortcut.marked(MARK), cache_dir=tmp_path)
+    assert len(fake_training) == 2 and not info["cached"]
+    _, info = shortcut.train_marked(shortcut.marked(MARK), cache_dir=tmp_path)
+    assert len(fake_training) == 2 and info["cached"]
+
+
 def test_train_marked_caches_by_transform_and_settings(fake_training, tmp_path):
     first, _ = shortcut.train_marked(shortcut.marked(MARK), cache_dir=tmp_path)
     again, info = shortcut.train_marked(shortcut.marked(MARK), cache_dir=tmp_path)   # a new, equal transform
@@ -208,14 +221,14 @@ def test_evaluate_conditions_on_a_mark_detector(records, detector):
     res = shortcut.evaluate_conditions(detector, big, mark, n_boot=50)
     assert list(res) == ["clean", "marked Monkeypox", "marked Others"]
     # clean: everything "Others" (3 of 6 right); mark on Monkeypox: all right; on Others: all wrong
-    assert [res[c]["accuracy"]["value"] for c in res] == [0.5, 1.0, 0.0]
-    assert res["marked Others"]["confusion"]["matrix"] == [[0, 3], [3, 0]]
+    assert [res[c].accuracy.value for c in res] == [0.5, 1.0, 0.0]
+    assert res["marked Others"].confusion == [[0, 3], [3, 0]]
 
 
 def test_patient_interval_averages_patients_then_bootstraps_them():
     out = shortcut.patient_interval([1.0, 0.0, 0.0, 1.0, 1.0], ["a", "a", "b", "c", "c"], resamples=500, seed=2)
-    assert out["mean"] == pytest.approx(0.5) and out["n_images"] == 5 and out["n_patients"] == 3
-    assert (out["mean"], out["low"], out["high"]) == bootstrap_interval([0.5, 0.0, 1.0], resamples=500, seed=2)
+    assert out.value == pytest.approx(0.5) and out.n == 3
+    assert out == bootstrap([0.5, 0.0, 1.0], resamples=500, seed=2)         # patient means, each patient once
     with pytest.raises(ValueError, match="3 values but 2 patients"):
         shortcut.patient_interval([1, 2, 3], ["a", "b"])
 
@@ -235,17 +248,17 @@ def test_a_good_method_finds_the_mark_and_random_does_not(scores):
     area = 8 * 8 / SIZE ** 2
     assert scores["area_fraction"] == area
     for name in ("saliency", "gradcam"):                    # gradients live on magenta pixels only
-        assert s[name]["relevance_mass"]["mean"] == pytest.approx(1.0)
-        assert s[name]["pointing_game"]["mean"] == 1.0
-    assert s["occlusion"]["relevance_mass"]["mean"] > 0.4  # windows that overlap the mark spill over its edge
-    assert s["occlusion"]["pointing_game"]["mean"] == 1.0
-    assert abs(s["random"]["relevance_mass"]["mean"] - area) < 0.01
-    assert s["random"]["pointing_game"]["mean"] < 0.5
+        assert s[name]["relevance_mass"].value == pytest.approx(1.0)
+        assert s[name]["pointing_game"].value == 1.0
+    assert s["occlusion"]["relevance_mass"].value > 0.4  # windows that overlap the mark spill over its edge
+    assert s["occlusion"]["pointing_game"].value == 1.0
+    assert abs(s["random"]["relevance_mass"].value - area) < 0.01
+    assert s["random"]["pointing_game"].value < 0.5
     assert shortcut.ranking(scores)[-1] == "random"
     for name in METHODS:
         for score in shortcut.SCORES:
             summary = s[name][score]
-            assert summary["low"] <= summary["mean"] <= summary["high"] and summary["n_patients"] == 5
+            assert summary.low <= summary.value <= summary.high and summary.n == 5
             assert scores["per_image"][name][score].shape == (6,)
 
 
@@ -262,12 +275,13 @@ def test_without_the_mark_maps_are_constant_and_point_nowhere(records, detector)
     out = shortcut.localisation_scores(detector, records, ["saliency"], MARK, transform=shortcut.marked(MARK, ()),
                                        resamples=50)
     assert out["per_image"]["saliency"]["relevance_mass"].tolist() == [0.0] * 6
-    assert out["per_image"]["saliency"]["pointing_game"].tolist() == [0.0] * 6  # all-zero maps: no maximum to point with
+    # all-zero maps: no maximum to point with
+    assert out["per_image"]["saliency"]["pointing_game"].tolist() == [0.0] * 6
 
 
 def test_predicted_target_and_errors(records, detector):
     out = shortcut.localisation_scores(detector, records[:2], ["saliency"], MARK, target=None, resamples=50)
-    assert out["target"] is None and out["summary"]["saliency"]["relevance_mass"]["mean"] == pytest.approx(1.0)
+    assert out["target"] is None and out["summary"]["saliency"]["relevance_mass"].value == pytest.approx(1.0)
     with pytest.raises(ValueError, match="no records"):
         shortcut.localisation_scores(detector, [], ["saliency"], MARK)
     with pytest.raises(ValueError, match="no methods"):
@@ -287,17 +301,17 @@ def test_a_method_can_have_its_own_layer(records, detector):
 
 
 def test_book_method_settings_are_valid():
-    assert set(shortcut.FAST_METHODS) < set(shortcut.METHODS) and {"random", "sobel"} <= set(shortcut.FAST_METHODS)
-    assert set(shortcut.METHODS) <= set(xai_lab.methods())
+    fast, every = set(shortcut.CHAPTER_FAST_METHODS), set(shortcut.CHAPTER_METHODS)
+    assert fast < every and {"random", "sobel"} <= fast
+    assert every <= set(xai_lab.methods())
 
 
 def test_a_costly_method_can_run_on_the_first_images_only(records, detector):
-    out = shortcut.localisation_scores(detector, records, {"saliency": {}, "occlusion": {"window": 8, "stride": 8, "images": 3}},
-                                       MARK, batch_size=2, resamples=50)
+    methods = {"saliency": {}, "occlusion": {"window": 8, "stride": 8, "images": 3}}
+    out = shortcut.localisation_scores(detector, records, methods, MARK, batch_size=2, resamples=50)
     assert out["per_image"]["saliency"]["relevance_mass"].shape == (6,)
     assert out["per_image"]["occlusion"]["relevance_mass"].shape == (3,)
-    assert out["summary"]["occlusion"]["pointing_game"]["n_images"] == 3
-    assert out["summary"]["occlusion"]["pointing_game"]["n_patients"] == 2       # M1 (two images) and M2
+    assert out["summary"]["occlusion"]["pointing_game"].n == 2                   # M1 (two images) and M2
     assert out["costs"]["occlusion"]["forward_passes"] == 8 * 8 + 1
     with pytest.raises(ValueError, match="at least 1"):
         shortcut.localisation_scores(detector, records, {"saliency": {"images": 0}}, MARK)
@@ -312,10 +326,14 @@ def test_tables_and_figures_show_the_computed_values(scores):
     ax = shortcut.plot_scores({"a": scores, "b": scores}, "relevance_mass")
     order = shortcut.ranking(scores)
     heights = [p.get_height() for p in ax.patches]
-    means = [scores["summary"][m]["relevance_mass"]["mean"] for m in order]
+    means = [scores["summary"][m]["relevance_mass"].value for m in order]
     assert heights == pytest.approx(means + means)                                # one bar per model and method
     plt.close(ax.figure)
-    result = {c: {"accuracy": {"value": v, "ci95": [v - 0.1, v + 0.05]}} for c, v in (("clean", 0.5), ("marked", 0.75))}
+    def evaluation(v):
+        i = Interval(v, v - 0.1, v + 0.05, 10)
+        return msld.Evaluation(i, i, i, [[5, 0], [0, 5]], 10, 10, 100, 0)
+
+    result = {c: evaluation(v) for c, v in (("clean", 0.5), ("marked", 0.75))}
     table = shortcut.accuracy_table({"m": result})
     assert table.loc["m", "marked"] == "0.75 [0.65, 0.80]"
     ax = shortcut.plot_accuracy({"m": result})
