@@ -78,6 +78,7 @@ def test_show_map_clips_at_the_percentile_and_overlays_an_image():
     limit = plot.percentile_limit(m, 99)
     assert limit < 100 and artist.get_clim() == (-limit, limit)
     assert len(ax.get_images()) == 2 and artist.get_alpha() == 0.6
+    assert artist.colorbar.solids.get_alpha() == 1.0  # the bar is opaque although the map is not
 
 
 def test_map_grid_shares_one_scale_and_one_colour_bar():

@@ -73,6 +73,14 @@ def _one_map(saliency) -> np.ndarray:
     return m
 
 
+def _colorbar(artist, ax, **options):
+    """A colour bar for ``artist`` drawn opaque (a map laid over an image is translucent)."""
+    figure = ax[0].figure if isinstance(ax, list) else ax.figure
+    bar = figure.colorbar(artist, ax=ax, **options)
+    bar.solids.set_alpha(1.0)
+    return bar
+
+
 def percentile_limit(maps, q: float = 99.0) -> float:
     """The ``q``-th percentile of the absolute values of ``maps`` (all values together: pass one
     map for a per-map limit, several for a shared one). Clipping a spiky gradient map at its
@@ -131,7 +139,7 @@ def show_map(ax, saliency, image: np.ndarray | None = None, signed: bool | None 
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:
-        ax.figure.colorbar(artist, ax=ax, fraction=0.046, pad=0.03)
+        _colorbar(artist, ax, fraction=0.046, pad=0.03)
     return artist
 
 
@@ -146,7 +154,7 @@ def overlay(ax, image: np.ndarray, saliency, alpha: float = 0.5, cmap: str = "je
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:
-        ax.figure.colorbar(artist, ax=ax, fraction=0.046, pad=0.03, label="min-max normalized")
+        _colorbar(artist, ax, fraction=0.046, pad=0.03, label="min-max normalized")
     return ax
 
 
@@ -202,7 +210,7 @@ def map_grid(columns: dict[str, Sequence], images: Sequence[np.ndarray] | None =
                               limits=limits, alpha=alpha, colorbar=False, title=title if r == 0 else None)
         if images is None and row_titles is not None:
             axes[r, 0].set_ylabel(row_titles[r])
-    fig.colorbar(artist, ax=axes.ravel().tolist(), shrink=0.8, label=label)
+    _colorbar(artist, axes.ravel().tolist(), shrink=0.8, label=label)
     return fig
 
 
