@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from xai_lab.metrics.shapley import (
+    coalition_images,
     coalitions,
     exact_shapley,
     exact_superpixel_shapley,
@@ -104,6 +105,20 @@ def test_superpixel_means_and_sums():
     assert sums.tolist() == pytest.approx([float(x[0][:, seg == k].sum()) for k in range(4)])
     with pytest.raises(ValueError):
         superpixel_sums(x[0], seg * 2)  # labels 0, 2, 4, 6: not 0..M-1
+
+
+def test_coalition_images_keep_members_and_fill_the_rest():
+    seg = quadrants()
+    x, base = torch.randn(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    members = torch.tensor([[True, False, False, True], [False] * 4])
+    images = coalition_images(x, seg, members, base)
+    assert images.shape == (2, 3, 4, 4)
+    keep = (seg == 0) | (seg == 3)
+    assert torch.equal(images[0][:, keep], x[0][:, keep]) and not images[0][:, ~keep].any()
+    assert not images[1].any()
+    assert torch.allclose(coalition_images(x, seg, members[1:]), superpixel_means(x, seg))
+    with pytest.raises(ValueError):
+        coalition_images(x, seg, torch.ones(1, 3, dtype=torch.bool))
 
 
 def test_a_linear_model_gets_its_own_contributions():

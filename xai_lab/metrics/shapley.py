@@ -117,6 +117,21 @@ def superpixel_means(x: torch.Tensor, segments) -> torch.Tensor:
     return (sums / counts)[:, :, seg]
 
 
+def coalition_images(x: torch.Tensor, segments, members, baseline: torch.Tensor | None = None) -> torch.Tensor:
+    """The images of coalitions: ``x`` [1, C, H, W] where a pixel's superpixel is in the
+    coalition, ``baseline`` (default :func:`superpixel_means`) elsewhere, i.e.
+    ``baseline + (x - baseline) * 1[pixel's superpixel in S]``. ``members``: bool [B, M], one row
+    per coalition (``coalitions(M)`` for all of them). Returns [B, C, H, W]."""
+    x = x[None] if x.dim() == 3 else x
+    seg = _segments(segments, x.shape[-2:]).to(x.device)
+    members = torch.as_tensor(members).to(x.device)
+    if members.dim() != 2 or members.shape[1] != int(seg.max()) + 1 or members.dtype != torch.bool:
+        raise ValueError(f"members must be bool [B, {int(seg.max()) + 1}] (one column per superpixel), "
+                         f"got {members.dtype} {list(members.shape)}")
+    base = superpixel_means(x, seg) if baseline is None else baseline.to(x)
+    return base + (x - base) * members[:, seg][:, None].to(x.dtype)
+
+
 def superpixel_sums(attribution: torch.Tensor, segments) -> torch.Tensor:
     """Per-superpixel totals [M] (float64) of a pixel attribution [C, H, W] or [H, W] (channels
     summed): how a per-pixel method's attributions compare with superpixel Shapley values (sums
@@ -158,8 +173,7 @@ def exact_superpixel_shapley(model, x: torch.Tensor, segments, target: int | Non
             target = int(net(x).argmax(1))
 
         def value(members: torch.Tensor) -> torch.Tensor:
-            keep = members.to(device)[:, seg][:, None].to(x.dtype)         # [B, 1, H, W]
-            out = net(base + (x - base) * keep)
+            out = net(coalition_images(x, seg, members, base))
             out = torch.softmax(out, dim=1) if output == "probability" else out
             return out[:, target]
 
