@@ -105,3 +105,12 @@ def test_superpixel_values_are_centred_on_zero():
     assert artist.colorbar is not None
     artist = plot.superpixel_values(ax, np.zeros((2, 3, 3)), segments, [1.0, 0.0, 0.0], limit=4.0, colorbar=False)
     assert artist.get_clim() == (-4.0, 4.0)
+
+
+def test_superpixel_boundaries_are_drawn_and_counted():
+    segments = np.array([[0, 0, 1, 1]] * 4)
+    fig, ax = plt.subplots()
+    artist = plot.superpixel_boundaries(ax, np.zeros((4, 4, 3)), segments)
+    assert ax.get_title() == "2 superpixels"
+    drawn = np.asarray(artist.get_array())
+    assert drawn[:, 1:3].any() and not drawn[:, 0].any()  # yellow on the boundary only

@@ -231,3 +231,15 @@ def superpixel_values(ax, image: np.ndarray, segments, values, limit: float | No
         table[:] = _raw(values).ravel()
     return show_map(ax, table[segments], image=mark_boundaries(image, segments, color=(0, 0, 0)), signed=True,
                     limits=None if limit is None else (-limit, limit), alpha=alpha, colorbar=colorbar, title=title)
+
+
+def superpixel_boundaries(ax, image: np.ndarray, segments, title: str | None = None, color=(1, 1, 0)):
+    """``image`` (HxWx3 in [0, 1]) with the boundaries of its superpixels (labels [H, W]) drawn in
+    ``color``; the title defaults to the number of superpixels. Returns the artist."""
+    from skimage.segmentation import mark_boundaries
+
+    segments = np.asarray(segments)
+    artist = ax.imshow(mark_boundaries(image, segments, color=color))
+    ax.set_title(title if title is not None else f"{int(segments.max()) + 1} superpixels", fontsize=9)
+    ax.set_axis_off()
+    return artist
