@@ -32,21 +32,23 @@ def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Mod
 
 
 @contextmanager
-def forward_hooks(modules: Iterable[nn.Module], hook: Callable) -> Iterator[None]:
-    """Register ``hook(module, inputs, output)`` as a forward hook on every module; remove them all
-    on exit. The hook acts only on forward passes run by the thread that registered it: another
-    thread using the same model meanwhile is not affected."""
+def forward_hooks(modules: Iterable[nn.Module], hook: Callable, pre: bool = False) -> Iterator[None]:
+    """Register ``hook(module, inputs, output)`` as a forward hook on every module (``pre=True``:
+    ``hook(module, inputs)`` as a forward pre-hook); remove them all on exit. The hook acts only on
+    forward passes run by the thread that registered it: another thread using the same model
+    meanwhile is not affected."""
     owner = threading.get_ident()
 
-    def own_thread_only(module, inputs, output):
+    def own_thread_only(module, *args):
         if threading.get_ident() != owner:
             return None
-        return hook(module, inputs, output)
+        return hook(module, *args)
 
     handles = []
     try:
         for module in modules:
-            handles.append(module.register_forward_hook(own_thread_only))
+            register = module.register_forward_pre_hook if pre else module.register_forward_hook
+            handles.append(register(own_thread_only))
         yield
     finally:
         for handle in handles:
@@ -78,10 +80,15 @@ class LayerRecorder:
         name_of = {id(module): name for name, module in self.named}
 
         def hook(module, inputs, output):
-            if self.start_graph and isinstance(output, torch.Tensor) and output.is_floating_point():
-                leaf = output.detach().requires_grad_(True)
-                self.outputs[name_of[id(module)]].append(leaf)
-                return leaf.clone()
+            if self.start_graph:
+                torch.set_grad_enabled(True)  # the graph starts here (see layer_activations)
+                first = output[0] if isinstance(output, (tuple, list)) else output
+                if isinstance(first, torch.Tensor) and first.is_floating_point():
+                    leaf = first.detach().requires_grad_(True)
+                    self.outputs[name_of[id(module)]].append(leaf)
+                    if isinstance(output, torch.Tensor):
+                        return leaf.clone()
+                    return type(output)([leaf.clone(), *output[1:]])
             tensor = output[0] if isinstance(output, (tuple, list)) else output
             self.outputs[name_of[id(module)]].append(tensor)
             if isinstance(output, torch.Tensor):

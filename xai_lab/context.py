@@ -9,14 +9,13 @@ layer's activations (and their gradient) for every CAM in one place
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 
-from .capture import LayerRecorder
+from .capture import LayerRecorder, forward_hooks
 from .targets import Target, check_targets, resolve_targets, target_scores
 
 
@@ -118,20 +117,6 @@ class Context:
         return self.outputs(batches, total, desc, softmax=True)
 
 
-@contextmanager
-def _parameters_frozen(model: nn.Module) -> Iterator[None]:
-    """Within the block no parameter of ``model`` requires a gradient, so a forward pass records
-    no graph for them; the flags are restored on exit, also on exceptions."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    try:
-        for p in params:
-            p.requires_grad_(False)
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
 def layer_activations(ctx: Context, gradients: bool = False, inputs: torch.Tensor | None = None, repeats: int = 1
                       ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """(A, dy_c/dA or None, y_c) for the context's layer, as feature maps [N, K, h, w] (see
@@ -139,15 +124,19 @@ def layer_activations(ctx: Context, gradients: bool = False, inputs: torch.Tenso
     noisy) copies of the N images instead of ``ctx.x`` (see :meth:`Context.scores`).
 
     One forward pass; with ``gradients=True`` also one backward pass that stops at the layer. The
-    graph starts at the layer: the model's parameters do not require gradients during the pass
-    and the layer's output is made a leaf that does, so the least work is done, frozen models
-    work, and so does a layer that comes before every parameter."""
+    graph starts at the layer: the pass runs without recording a graph up to the layer (autograd
+    off, which is a per-thread switch: other threads are not affected), and the layer's output is
+    made a leaf that requires a gradient, with recording on from there. So no work is spent on
+    the part before the layer, frozen models work, and so does a layer before every parameter."""
     if not gradients:
         with torch.no_grad(), LayerRecorder(ctx.model, [ctx.layer]) as recorder:
             scores = ctx.scores(ctx.forward(ctx.x if inputs is None else inputs), repeats)
             activations = recorder[ctx.layer_name]
         return as_feature_map(ctx, activations), None, scores
-    with torch.enable_grad(), _parameters_frozen(ctx.model), \
+    def no_graph_until_the_layer(module, inputs):
+        torch.set_grad_enabled(False)
+
+    with torch.enable_grad(), forward_hooks([ctx.model], no_graph_until_the_layer, pre=True), \
             LayerRecorder(ctx.model, [ctx.layer], start_graph=True) as recorder:
         logits = ctx.forward(ctx.x if inputs is None else inputs)
         activations = recorder[ctx.layer_name]

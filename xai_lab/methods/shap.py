@@ -12,6 +12,7 @@ Both explain the gap between the score of x and the mean score of the baselines,
 """
 from __future__ import annotations
 
+import copy
 import functools
 import warnings
 
@@ -185,7 +186,9 @@ def deep_shap(ctx: Context, baselines: torch.Tensor | None = None) -> Result:
     n_base = base.shape[0]
     if n_base < 2:
         raise ValueError("deep_shap needs at least 2 baselines (captum's DeepLiftShap)")
-    explainer = _deep_lift_shap_class()(ctx.model)
+    # captum registers its hooks on the modules themselves: explain a private copy of the model so
+    # that another thread using the model meanwhile does not run them
+    explainer = _deep_lift_shap_class()(copy.deepcopy(ctx.model))
     targets = ctx.targets
     attributions, deltas = [], []
     with warnings.catch_warnings():
