@@ -188,7 +188,11 @@ def deep_shap(ctx: Context, baselines: torch.Tensor | None = None) -> Result:
         raise ValueError("deep_shap needs at least 2 baselines (captum's DeepLiftShap)")
     # captum registers its hooks on the modules themselves: explain a private copy of the model so
     # that another thread using the model meanwhile does not run them
-    explainer = _deep_lift_shap_class()(copy.deepcopy(ctx.model))
+    try:
+        model = copy.deepcopy(ctx.model)
+    except (TypeError, RuntimeError):  # a module that cannot be copied (e.g. it holds a lock): the model itself
+        model = ctx.model
+    explainer = _deep_lift_shap_class()(model)
     targets = ctx.targets
     attributions, deltas = [], []
     with warnings.catch_warnings():
