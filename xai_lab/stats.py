@@ -94,6 +94,13 @@ def resample_counts(units: int, resamples: int = 2000, seed: int = 0) -> np.ndar
     return np.bincount((drawn + offsets).ravel(), minlength=resamples * units).reshape(resamples, units)
 
 
+def _array(values) -> np.ndarray:
+    """float64 numpy array of a sequence, numpy array or torch tensor (on any device)."""
+    if hasattr(values, "detach"):
+        values = values.detach().cpu()
+    return np.asarray(values, dtype=np.float64)
+
+
 def _cluster_index(clusters: Sequence | None, n: int) -> np.ndarray:
     """Each item's unit: its position without clusters, else its cluster's rank among the sorted names."""
     if clusters is None:
@@ -115,7 +122,7 @@ def bootstrap(values, clusters: Sequence | None = None, level: float = 0.95, res
     drawn); ``statistic(values, weights [B, N]) -> [B]`` (see the module docstring). The point
     estimate is the statistic with every weight 1. Resamples where the statistic is NaN are left
     out; a ValueError if all are."""
-    v = np.asarray(values, dtype=np.float64)
+    v = _array(values)
     if v.ndim == 0 or v.shape[0] == 0:
         raise ValueError(f"values must be a non-empty sequence, got shape {list(v.shape)}")
     if not 0 < level < 1:
@@ -136,8 +143,7 @@ def paired_bootstrap(a, b, clusters: Sequence | None = None, level: float = 0.95
     """``mean(a) - mean(b)`` over the same N items (or the clusters' items), with the percentile
     bootstrap interval of the difference: each resample draws the same items for ``a`` and
     ``b``, so what the two share cancels and the interval is narrower than two separate ones."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a, b = _array(a), _array(b)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"a and b must be paired values of equal length [N], got {list(a.shape)} and {list(b.shape)}")
     return bootstrap(a - b, clusters, level, resamples, seed)

@@ -52,11 +52,9 @@ def checksum_path(path) -> Path:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from ..data import _sha256 as file_sha256  # the one file-hash helper (data.py's)
+
+    return file_sha256(path)
 
 
 def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
