@@ -230,3 +230,12 @@ def test_a_folder_and_out_of_range_values_raise_image_error(tmp_path):
         data.load_image(Image.fromarray(np.full((3, 3), -5, dtype=np.int32), "I"))
     with pytest.raises(ValueError, match="no pixels"):
         data.load_image(np.zeros((0, 4, 3), dtype=np.uint8))
+
+
+def test_a_transparent_level_of_a_16_bit_png_becomes_the_background(tmp_path):
+    levels = (np.arange(12).reshape(3, 4) * 5000).astype(np.uint16)
+    Image.fromarray(levels).save(tmp_path / "key.png", transparency=10000)
+    loaded = np.asarray(data.load_image(tmp_path / "key.png"))
+    expected = _as_rgb(np.rint(levels / 257).astype(np.uint8))
+    expected[levels == 10000] = data.BACKGROUND
+    assert np.array_equal(loaded, expected)

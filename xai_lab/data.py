@@ -71,8 +71,8 @@ def load_image(image) -> Image.Image:
       (so a 16-bit image that is entirely darker than level 256 of 65535 reads as 8-bit);
     * float ``F``: finite values in [0, 1] are scaled by 255, values in [0, 255] (largest above 1)
       are taken as 8-bit levels; NaN, infinity or values outside [0, 255] raise :class:`ImageError`;
-    * transparency (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa``/``La``, and ``P``/``L``/``RGB``
-      with a transparent colour): composited on a **white** background,
+    * transparency (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa``/``La``, and ``P``/``L``/``RGB``/16-bit
+      grey with a transparent colour): composited on a **white** background (:data:`BACKGROUND`),
       out = (alpha * colour + (255 - alpha) * 255) / 255, rounded;
     * ``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``HSV``, ``LAB``, ``RGBX``: PIL's conversion to RGB.
 
@@ -118,14 +118,15 @@ def _read_image_file(path: Path) -> Image.Image:
 def _to_rgb(im: Image.Image) -> Image.Image:
     """One PIL image of any mode -> 8-bit RGB (the rules are listed in :func:`load_image`)."""
     if im.mode.startswith("I;16"):
-        return _levels_to_rgb(np.asarray(im).astype(np.float64) * (255 / 65535))
+        values = np.asarray(im)
+        return _grey_to_rgb(values, 255 / 65535, im.info.get("transparency"))
     if im.mode == "I":
         values = np.asarray(im)
         low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
         if low < 0 or high > 65535:
             raise ImageError(f"a 32-bit integer (mode I) image must hold levels 0..65535 (8 or 16 bit), "
                              f"got {low}..{high}; scale it to 0..255 yourself")
-        return _levels_to_rgb(values.astype(np.float64) * (255 / 65535 if high > 255 else 1.0))
+        return _grey_to_rgb(values, 255 / 65535 if high > 255 else 1.0, im.info.get("transparency"))
     if im.mode == "F":
         values = np.asarray(im).astype(np.float64)
         if not np.isfinite(values).all():
@@ -152,6 +153,15 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 def _levels_to_rgb(levels: np.ndarray) -> Image.Image:
     """Greyscale levels in [0, 255] (floats) [H, W] -> RGB, rounded to the nearest level."""
     return _rgb_array(np.repeat(levels[..., None], 3, axis=2))
+
+
+def _grey_to_rgb(values: np.ndarray, scale: float, transparent) -> Image.Image:
+    """Integer grey levels [H, W] times ``scale`` -> RGB; pixels equal to the ``transparent`` level
+    (a PNG tRNS key, if any) become the background."""
+    rgb = np.repeat((values.astype(np.float64) * scale)[..., None], 3, axis=2)
+    if isinstance(transparent, int):
+        rgb[values == transparent] = BACKGROUND
+    return _rgb_array(rgb)
 
 
 def _rgb_array(levels: np.ndarray) -> Image.Image:
