@@ -230,17 +230,35 @@ OPTION_VALUES = [
 #: Counts of model evaluations: any size is valid, so a huge one would only cost time.
 EVALUATION_COUNTS = {"n_samples", "steps", "num_samples", "n_masks"}
 
-#: Cases (method-option=value ids) that raise an undocumented exception type today; the lead fixes
-#: them in the methods (see the report of the reliability work), then removes them from here.
-KNOWN_WRONG_ERRORS: dict[str, str] = {
-    "anchors-batch_size=huge": "MemoryError: alibi allocates batch_size x 10^4 int64 (72.8 TiB for 10**9)",
-    "gradient_shap-baseline_index=nan": "RuntimeError: value cannot be converted to type int64 without overflow",
-    "integrated_gradients-baseline=nan": "a NaN baseline gives NaN maps (no error)",
-    "integrated_gradients-baseline=tensor": "RuntimeError from expand in ops.baseline_image: a tensor of the wrong "
-                                            "shape is not refused with a ValueError",
-    "lime-segmentation_kwargs=tensor": "RuntimeError: Boolean value of Tensor ... ambiguous (surrogates.segment "
-                                       "does not check that segmentation_kwargs is a dict)",
-}
+#: Cases (method-option=value ids) that raise an undocumented exception type; empty since the
+#: fixes in the methods (the cases found are kept below as their own test).
+KNOWN_WRONG_ERRORS: dict[str, str] = {}
+
+#: Every bad option value the fuzz (sampled, and once swept in full) found raising an undocumented
+#: error or giving non-finite maps: each must now raise ValueError or TypeError naming the option.
+FOUND_BY_FUZZ = [
+    ("anchors", "batch_size", 10**9), ("anchors", "segmentation_kwargs", torch.zeros(2)),
+    ("lime", "segmentation_kwargs", torch.zeros(2)),
+    ("gradient_shap", "baseline_index", float("nan")), ("gradient_shap", "baseline_index", float("inf")),
+    ("gradient_shap", "stdevs", float("inf")),
+    ("integrated_gradients", "baseline", float("nan")), ("integrated_gradients", "baseline", float("inf")),
+    ("integrated_gradients", "baseline", torch.zeros(2)), ("integrated_gradients", "baseline", [1, 2]),
+    ("occlusion", "baseline", float("nan")), ("occlusion", "baseline", float("inf")),
+    ("rise", "cells", 10**9), ("smoothgradcampp", "sigma", float("inf")),
+]
+
+
+@pytest.mark.parametrize("method,option,value", FOUND_BY_FUZZ, ids=lambda v: str(v)[:20])
+def test_option_values_found_by_the_fuzz_are_refused(method, option, value):
+    model = ToyNet().eval()
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    options = {"layer": "conv2"} if method_spec(method).needs_layer else {}
+    if method == "occlusion":
+        options.update(window=4, stride=4)
+    options[option] = value
+    with pytest.raises((ValueError, TypeError), match=option if option != "baseline" else "baseline"):
+        xai_lab.explain(model, x, method=method, target=0, seed=0, **options)
+    assert hook_count(model) == 0
 
 
 def _fuzz_input(rng: random.Random):

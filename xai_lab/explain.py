@@ -157,6 +157,8 @@ def _explain_many(classifier_or_model, x, methods_, target, layer, seed, device,
     specs = {name: method_spec(name) for name in requests}
     for name, spec in specs.items():
         check_options(spec, requests[name])
+    if layer is not None and not any(spec.needs_layer for spec in specs.values()):
+        raise ValueError(f"None of the methods {', '.join(requests)} uses a layer; drop layer={layer!r}")
     out: dict[str, Explanation] = {}
     groups: dict[int, list[str]] = {}
     for name, spec in specs.items():

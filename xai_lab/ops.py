@@ -98,9 +98,21 @@ def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor, classi
     * ``"mean"``: each image's per-channel mean;
     * ``"blur"``: a blurred copy (Gaussian, std ``sigma`` pixels);
     * a number (in model-input units) or a tensor broadcastable to ``x``."""
+    if isinstance(baseline, (list, tuple)):
+        baseline = torch.as_tensor(baseline, dtype=x.dtype)
     if isinstance(baseline, torch.Tensor):
-        return baseline.to(x).expand_as(x)
+        if not baseline.is_floating_point() and baseline.dtype == torch.bool:
+            raise TypeError("a baseline tensor must hold numbers, not booleans")
+        if not torch.isfinite(baseline).all():
+            raise ValueError("the baseline contains NaN or infinite values")
+        try:
+            return baseline.to(x).expand_as(x)
+        except RuntimeError:
+            raise ValueError(f"a baseline tensor must broadcast to the input's shape {list(x.shape)}, "
+                             f"got {list(baseline.shape)}") from None
     if isinstance(baseline, (int, float)) and not isinstance(baseline, bool):
+        if baseline != baseline or abs(baseline) == float("inf"):
+            raise ValueError(f"a baseline number must be finite, got {baseline}")
         return torch.full_like(x, float(baseline))
     if baseline == "black":
         if classifier is None:
@@ -123,8 +135,8 @@ def check_positive(name: str, value, integer: bool = False, allow_zero: bool = F
     ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
     if isinstance(value, bool) or not ok_type:
         raise TypeError(f"{name} must be {kind} {bound}, got {value!r}")
-    if not (value >= 0 if allow_zero else value > 0) or value != value:
-        raise ValueError(f"{name} must be {kind} {bound}, got {value!r}")
+    if not (value >= 0 if allow_zero else value > 0) or value != value or value == float("inf"):
+        raise ValueError(f"{name} must be a finite {kind[2:]} {bound}, got {value!r}")
 
 
 def check_fraction(name: str, value, open_low: bool = False, open_high: bool = False) -> None:

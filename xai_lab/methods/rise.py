@@ -56,6 +56,8 @@ def rise(ctx: Context, n_masks: int = 4000, cells: int = 7, p: float = 0.5, batc
     ``extras["mask_seed"]`` (drawn from the explain seed) rebuilds the masks with :func:`rise_masks`."""
     check_positive("n_masks", n_masks, integer=True)
     check_positive("cells", cells, integer=True)
+    if cells > min(ctx.x.shape[-2:]):
+        raise ValueError(f"cells must be at most the image side {min(ctx.x.shape[-2:])}, got {cells}")
     check_fraction("p", p, open_low=True)
     check_positive("batch_size", batch_size, integer=True)
     g = ctx.generator

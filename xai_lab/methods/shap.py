@@ -67,7 +67,15 @@ def _draws(values, n: int, n_samples: int, name: str, dtype) -> torch.Tensor | N
     """An explicit option of shape [n_samples] (same for every image) or [N, n_samples] -> [N, n_samples]."""
     if values is None:
         return None
-    t = torch.as_tensor(values, dtype=dtype)
+    if isinstance(values, (str, bool, dict)):
+        raise TypeError(f"{name} must be numbers of shape [n_samples] or [N, n_samples], got {values!r}")
+    t = torch.as_tensor(values)
+    if t.dtype == torch.bool or not torch.isfinite(t.double()).all():
+        raise ValueError(f"{name} must hold finite numbers")
+    if not dtype.is_floating_point and t.is_floating_point():
+        if not torch.equal(t, t.round()):
+            raise ValueError(f"{name} must hold whole numbers (indices)")
+    t = t.to(dtype)
     if t.dim() == 1:
         t = t[None].expand(n, -1)
     if t.shape != (n, n_samples):

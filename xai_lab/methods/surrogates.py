@@ -26,14 +26,24 @@ SEGMENTATION_DEFAULTS = {
 }
 
 
+#: The largest ``batch_size`` anchors accepts: alibi allocates batch_size x 10^4 values up front.
+MAX_ANCHORS_BATCH = 10_000
+
+
+def _check_segmentation(method, kwargs) -> None:
+    if method not in SEGMENTATION_DEFAULTS:
+        raise ValueError(f"segmentation must be one of {sorted(SEGMENTATION_DEFAULTS)}, got {method!r}")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise TypeError(f"segmentation_kwargs must be a dict of scikit-image options or None, got {type(kwargs).__name__}")
+
+
 def segment(image: np.ndarray, method: str = "quickshift", kwargs: dict | None = None, seed: int = 0) -> np.ndarray:
     """Superpixels of an [H, W, 3] image in [0, 1] with scikit-image's ``method``
     (:data:`SEGMENTATION_DEFAULTS` updated by ``kwargs``), labelled 0..K-1 as LIME and alibi
     assume (scikit-image's slic starts at 1). ``seed`` seeds quickshift's tie-breaking noise."""
     from skimage import segmentation
 
-    if method not in SEGMENTATION_DEFAULTS:
-        raise ValueError(f"segmentation must be one of {sorted(SEGMENTATION_DEFAULTS)}, got {method!r}")
+    _check_segmentation(method, kwargs)
     options = {**SEGMENTATION_DEFAULTS[method], **(kwargs or {})}
     if method == "quickshift":
         options.setdefault("rng", seed)
@@ -94,14 +104,15 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
     {superpixel: w}), ``score`` (weighted R^2 of the surrogate per image), ``seeds`` (per image,
     drawn from ``ctx.generator``: LIME's random_state and quickshift's rng). LIME draws its own
     progress bar over the samples, whatever ``progress`` says."""
-    try:
-        from lime.lime_image import LimeImageExplainer
-    except ImportError as e:
-        raise ImportError("method 'lime' needs the lime package: pip install lime") from e
     check_positive("num_samples", num_samples, integer=True)
     check_positive("batch_size", batch_size, integer=True)
     if hide_color is not None:
         check_positive("hide_color", hide_color, allow_zero=True)
+    _check_segmentation(segmentation, segmentation_kwargs)
+    try:
+        from lime.lime_image import LimeImageExplainer
+    except ImportError as e:
+        raise ImportError("method 'lime' needs the lime package: pip install lime") from e
     items, to_model = _images(ctx)
     targets = ctx.targets.tolist()
 
@@ -137,14 +148,18 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
     Saliency = 1 on the anchor's superpixels, else 0. extras: ``segments`` [N, H, W], ``anchor``
     (superpixel ids per image), ``precision``, ``coverage``, ``seeds``. alibi is optional
     (Business Source License): ``pip install alibi``."""
+    check_fraction("threshold", threshold, open_low=True)
+    check_fraction("p_sample", p_sample, open_low=True, open_high=True)
+    check_positive("batch_size", batch_size, integer=True)
+    if batch_size > MAX_ANCHORS_BATCH:
+        raise ValueError(f"batch_size must be <= {MAX_ANCHORS_BATCH} for anchors (alibi allocates batch_size x 10^4 "
+                         f"values up front), got {batch_size}")
+    _check_segmentation(segmentation, segmentation_kwargs)
     try:
         from alibi.explainers import AnchorImage
     except ImportError as e:
         raise ImportError("method 'anchors' needs alibi, an optional dependency under the Business Source "
                           "License: pip install alibi") from e
-    check_fraction("threshold", threshold, open_low=True)
-    check_fraction("p_sample", p_sample, open_low=True, open_high=True)
-    check_positive("batch_size", batch_size, integer=True)
     if segmentation == "slic":
         segmentation_kwargs = {"n_segments": 10, **(segmentation_kwargs or {})}
     items, to_model = _images(ctx)
