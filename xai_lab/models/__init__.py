@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import torch
-from PIL import Image
 from torch import nn
 
 from .efficientnet_lite import convert_reference_state_dict, efficientnet_lite0
