@@ -174,7 +174,7 @@ def _registry(name: str) -> list[dict]:
         return list(csv.DictReader(fh))
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -184,7 +184,7 @@ def _sha256(path: Path) -> str:
 
 @cache
 def _checked(path: Path, sha256: str, size: int, mtime: float) -> bool:
-    return _sha256(path) == sha256
+    return sha256_file(path) == sha256
 
 
 def _verify(path: Path, sha256: str, source: str) -> Path:

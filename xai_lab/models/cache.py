@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data import sha256_file
+
 MISMATCHES_SHOWN = 5
 
 
@@ -51,12 +53,6 @@ def checksum_path(path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def _sha256(path: Path) -> str:
-    from ..data import _sha256 as file_sha256  # the one file-hash helper (data.py's)
-
-    return file_sha256(path)
-
-
 def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
     partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
@@ -74,7 +70,7 @@ def save(obj, path) -> Path:
 
     def write_object(partial: Path) -> None:
         torch.save(obj, partial)
-        digest["sha256"] = _sha256(partial)
+        digest["sha256"] = sha256_file(partial)
 
     _replace_atomically(path, write_object)
     _replace_atomically(checksum_path(path), lambda partial: partial.write_text(digest["sha256"] + "\n"))
@@ -96,7 +92,7 @@ def load(path, weights_only: bool = True):
     stored = checksum_path(path)
     if stored.is_file():
         expected = stored.read_text().strip()
-        found = _sha256(path)
+        found = sha256_file(path)
         if found != expected:
             warn(path, f"its sha256 {found[:12]}... differs from the {expected[:12]}... saved with it: "
                        f"truncated or overwritten, {path.stat().st_size} bytes")

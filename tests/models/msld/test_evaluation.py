@@ -86,7 +86,7 @@ def test_benchmark_data_dir_reads_the_whole_folder(records, spied_training, tmp_
         for r in chosen:
             (tmp_path / "images" / r.label).mkdir(parents=True, exist_ok=True)
             shutil.copy(r.path, tmp_path / "images" / r.label / f"{r.image_id}.jpg")
-            writer.writerow([r.image_id, r.label, r.patient_id, data._sha256(r.path)])
+            writer.writerow([r.image_id, r.label, r.patient_id, data.sha256_file(r.path)])
     bench = _benchmark()
     args = bench.parse_args(["--data-dir", str(tmp_path), "--n-boot", "50"])
     found, description = bench.evaluation_records(args)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import xai_lab
-from xai_lab.models import _lite0_imagenet_weights, cache, msld
+from xai_lab.models import cache, lite0_imagenet_weights, msld
 from xai_lab.models.cache import CacheWarning
 from xai_lab.models.msld import training
 
@@ -38,7 +38,7 @@ def test_training_is_deterministic_for_a_seed(records, spied_training):
     assert torch.equal(views[0], views[1]) and not torch.allclose(views[0], views[2])
     # the backbone is the ImageNet one, only the head is new
     assert model.classifier.weight.shape == (2, 1280)
-    assert torch.equal(model.features.head.conv.weight, _lite0_imagenet_weights()["features.head.conv.weight"])
+    assert torch.equal(model.features.head.conv.weight, lite0_imagenet_weights()["features.head.conv.weight"])
 
 
 def test_cache_is_reused_and_keyed_by_data_settings_and_version(records, spied_training, tmp_path, monkeypatch):

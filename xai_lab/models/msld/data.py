@@ -27,7 +27,7 @@ def folder_records(root) -> list:
     """Records of a folder laid out like ``msld-v1``: ``metadata.csv`` with columns
     ``image_id,label,patient_id[,sha256]`` and images at ``images/<label>/<image_id>.jpg``.
     Files with a ``sha256`` are checked against it."""
-    from ...data import DataError, ImageRecord, _sha256
+    from ...data import DataError, ImageRecord, sha256_file
 
     root = Path(root)
     meta = root / "metadata.csv"
@@ -45,7 +45,7 @@ def folder_records(root) -> list:
         path = root / "images" / row["label"] / f"{row['image_id']}.jpg"
         if not path.is_file():
             raise DataError(f"Missing image {path} (listed in {meta})")
-        if row.get("sha256") and _sha256(path) != row["sha256"]:
+        if row.get("sha256") and sha256_file(path) != row["sha256"]:
             raise DataError(f"{path} does not match the sha256 in {meta}")
         records.append(ImageRecord(path=path, label=row["label"], patient_id=row["patient_id"],
                                    image_id=row["image_id"]))

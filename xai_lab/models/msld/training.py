@@ -44,10 +44,10 @@ def cache_key(settings: TrainSettings, records=None) -> str:
     """16 hex digits of sha256 over: the sha256 of every training and validation file (with its
     split), the settings, the training recipe and the package version."""
     from ... import __version__
-    from ...data import _sha256
+    from ...data import sha256_file
 
     parts = split_records(records, settings)
-    files = sorted((split, r.image_id or r.path.name, _sha256(r.path))
+    files = sorted((split, r.image_id or r.path.name, sha256_file(r.path))
                    for split in ("train", "val") for r in parts[split])
     return cache.key({"files": files, "settings": asdict(settings), "recipe": RECIPE, "version": __version__})
 
@@ -129,10 +129,10 @@ def fit_head(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, 
 
 
 def imagenet_backbone() -> EfficientNetLite:
-    from .. import _lite0_imagenet_weights
+    from .. import lite0_imagenet_weights
 
     model = efficientnet_lite0()
-    model.load_state_dict(_lite0_imagenet_weights(), strict=True)
+    model.load_state_dict(lite0_imagenet_weights(), strict=True)
     return model.eval()
 
 
