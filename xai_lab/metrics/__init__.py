@@ -9,6 +9,7 @@ from .regions import mask_iou, top_fraction_mask
 from .removal import removal_mask, removal_order, remove_top_fraction, removed_count
 from .sanity import sanity_check
 
-__all__ = ["agreement_matrix", "agreement_per_image", "baseline_image", "block_coherence", "deletion_auc", "insertion_auc", "mask_iou",
-           "pearson", "pixel_perturbation", "pointing_game", "relevance_mass", "remove_top_fraction", "removal_mask",
-           "removal_order", "removed_count", "sanity_check", "spearman", "ssim", "top_fraction_mask"]
+__all__ = ["agreement_matrix", "agreement_per_image", "baseline_image", "block_coherence", "deletion_auc",
+           "insertion_auc", "mask_iou", "pearson", "pixel_perturbation", "pointing_game", "relevance_mass",
+           "remove_top_fraction", "removal_mask", "removal_order", "removed_count", "sanity_check", "spearman", "ssim",
+           "top_fraction_mask"]
