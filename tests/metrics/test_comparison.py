@@ -89,3 +89,29 @@ def test_evaluate_records_cost_and_is_reproducible(tiny, tiny_input):
     assert evaluate(tiny, tiny_input[0], "random", protocol, seed=6)["scores"] != a["scores"]
     with pytest.raises(ValueError, match="one image"):
         evaluate(tiny, tiny_input, "random", protocol)
+
+
+def test_sanity_scores_pass_the_methods_options(tiny, tiny_input):
+    """``steps`` is both the cascade's and integrated gradients' option: it must reach the method."""
+    record = sanity_scores(tiny, tiny_input[0], "integrated_gradients", target=3, steps=1, options={"steps": 4})
+    assert record["options"] == {"steps": 4} and "sanity_spearman@1" in record["scores"]
+
+
+def test_evaluate_scores_localisation_against_a_mask(tiny, tiny_input):
+    protocol = Protocol(fractions=(0.5,), baselines=(0.0,), step=32, deletion_baseline=0.0)
+    mask = torch.zeros(8, 8, dtype=torch.bool)
+    mask[:4] = True
+    record = evaluate(tiny, tiny_input[0], "random", protocol, seed=5, mask=mask)
+    assert 0 <= record["scores"]["relevance_mass"] <= 1 and record["scores"]["pointing_game"] in (0.0, 1.0)
+    assert record["better"]["relevance_mass"] == record["better"]["pointing_game"] == "higher"
+    saliency = torch.zeros(8, 8)
+    saliency[0, 0] = 1.0
+    from xai_lab.metrics.comparison import localisation_scores
+    assert localisation_scores(saliency, mask) == {"relevance_mass": 1.0, "pointing_game": 1.0}
+    assert localisation_scores(torch.ones(8, 8), mask)["pointing_game"] == 0.0
+
+
+def test_summarize_resamples_clusters_whole():
+    records = [_record(i, "a", v, cluster=p) for i, (v, p) in enumerate([(0.1, "p1"), (0.2, "p1"), (0.9, "p2")])]
+    cell = summarize(records, seed=1)["a"]["lerf_mean_afoc@0.1"]
+    assert cell == bootstrap([0.1, 0.2, 0.9], clusters=["p1", "p1", "p2"], seed=1)

@@ -31,10 +31,12 @@ import torch
 
 from ..explain import explain
 from ..stats import Direction, Interval, bootstrap, paired_bootstrap
+from .localisation import pointing_game, relevance_mass
 from .perturbation import deletion_auc, insertion_auc, pixel_perturbation
 from .sanity import sanity_check
 
 MEASURES = ("afoc", "kl", "pcuo")
+LOCALISATION = ("relevance_mass", "pointing_game")
 COST_FIELDS = ("seconds", "forward_passes", "backward_passes")
 #: Removing the most salient pixels first should change the output much (higher is better);
 #: removing the least salient first, little (lower is better).
@@ -115,34 +117,55 @@ def perturbation_scores(classifier, x: torch.Tensor, saliency: torch.Tensor, tar
     return scores, curves
 
 
+def localisation_scores(saliency: torch.Tensor, mask: torch.Tensor) -> dict:
+    """Scores of one map against a known region ``mask`` [H, W] (the planted mark): ``relevance_mass``
+    (share of the positive relevance inside, Arras et al. 2022) and ``pointing_game`` (1.0 when the
+    map's maximum is inside, Zhang et al. 2018; a constant map points nowhere and scores 0), both
+    better higher."""
+    saliency = saliency.reshape(1, *mask.shape[-2:])
+    mask = mask.reshape(1, *mask.shape[-2:]).bool()
+    flat = saliency.flatten(1)
+    spread = bool(flat.amax(1) > flat.amin(1))
+    return {"relevance_mass": float(relevance_mass(saliency, mask)[0]),
+            "pointing_game": float(bool(pointing_game(saliency, mask)[0]) and spread)}
+
+
 def evaluate(classifier, x: torch.Tensor, method: str, protocol: Protocol = DEFAULT_PROTOCOL, seed: int = 0,
-             device=None, options: dict | None = None) -> dict:
-    """Explain one image [3, H, W] with ``method`` (predicted class, ``seed``, ``options``) and
-    score the map: a record ``{"method", "options", "target", "seconds", "forward_passes",
-    "backward_passes", "eval_seconds", "scores", "better", "curves"}`` (``better``: each
-    score's and cost's direction, ``"higher"`` or ``"lower"``)."""
+             device=None, options: dict | None = None, layer: str | None = None,
+             mask: torch.Tensor | None = None) -> dict:
+    """Explain one image [3, H, W] with ``method`` (predicted class, ``seed``, ``options``, at
+    ``layer`` for a layer method, None: the model's default) and score the map: a record
+    ``{"method", "options", "layer", "target", "seconds", "forward_passes", "backward_passes",
+    "eval_seconds", "scores", "better", "curves"}`` (``better``: each score's and cost's
+    direction, ``"higher"`` or ``"lower"``). With a ``mask`` [H, W] of the region that truly
+    decides the output, the scores add :func:`localisation_scores`."""
     options = dict(options or {})
     x = _one_image(x)
-    e = explain(classifier, x, method=method, seed=seed, device=device, progress=False, **options)
+    e = explain(classifier, x, method=method, seed=seed, device=device, progress=False, layer=layer, **options)
     start = time.perf_counter()
     scores, curves = perturbation_scores(classifier, x, e.saliency, int(e.target[0]), protocol)
-    return {"method": method, "options": options, "target": int(e.target[0]), "seconds": e.seconds,
+    better = {k: d.value for k, d in perturbation_directions(protocol).items()}
+    if mask is not None:
+        scores.update(localisation_scores(e.saliency.cpu(), mask.cpu()))
+        better.update({name: Direction.HIGHER.value for name in LOCALISATION})
+    return {"method": method, "options": options, "layer": layer, "target": int(e.target[0]), "seconds": e.seconds,
             "forward_passes": e.forward_passes, "backward_passes": e.backward_passes,
-            "eval_seconds": time.perf_counter() - start, "scores": scores,
-            "better": {k: d.value for k, d in perturbation_directions(protocol).items()}, "curves": curves}
+            "eval_seconds": time.perf_counter() - start, "scores": scores, "better": better, "curves": curves}
 
 
 def sanity_scores(classifier, x: torch.Tensor, method: str, target: int, steps: int = 3, seed: int = 0,
-                  options: dict | None = None) -> dict:
+                  options: dict | None = None, layer: str | None = None) -> dict:
     """The cascading-randomisation check of one image with ``steps`` stages: a record
     ``{"method", "options", "layers", "sanity_seconds", "scores", "better"}`` with scores
     ``sanity_spearman@s``, ``sanity_ssim@s`` (s = 1..steps, the last stage randomises every
     layer) and ``random_target_spearman``, all better lower (a map that stays the same when
     the model is randomised does not depend on it)."""
     options = dict(options or {})
+    if layer is not None:
+        options["layer"] = layer
     x = _one_image(x)
     start = time.perf_counter()
-    out = sanity_check(classifier, x, method, target=torch.as_tensor([int(target)]), steps=steps, seed=seed, **options)
+    out = sanity_check(classifier, x, method, target=torch.as_tensor([int(target)]), steps=steps, seed=seed, options=options)
     scores = {}
     for s in range(len(out["layers"])):
         scores[f"sanity_spearman@{s + 1}"] = float(out["spearman"][s, 0])
@@ -186,17 +209,26 @@ def directions(records: Iterable[dict]) -> dict[str, Direction]:
 def summarize(records: Iterable[dict], methods: Sequence[str] | None = None, level: float = 0.95,
               resamples: int = 2000, seed: int = 0) -> dict[str, dict[str, Interval]]:
     """``{method: {score: Interval}}``: the mean of each score over the images each method has it
-    for, with :func:`xai_lab.stats.bootstrap` (values taken in image order, so any order of the
-    records, or of the files they were merged from, gives the same table). ``methods`` fixes the
+    for, with :func:`xai_lab.stats.bootstrap` (by cluster where the records carry a ``"cluster"``,
+    e.g. the patient of an MSLD image: images of one patient are resampled together; values taken
+    in image order, so any order of the records, or of the files they were merged from, gives the same table). ``methods`` fixes the
     row order (default: sorted names). The scores' directions: :func:`directions`."""
     records = sorted(records, key=lambda r: (r["image"], r["kind"], r["method"]))
     values: dict = {}
+    clusters: dict = {}
     for r in records:
         for score, value in _values(r).items():
             values.setdefault(r["method"], {}).setdefault(score, []).append(value)
+            clusters.setdefault(r["method"], {}).setdefault(score, []).append(r.get("cluster"))
     names = list(methods) if methods is not None else sorted(values)
-    return {method: {score: bootstrap(vals, level=level, resamples=resamples, seed=seed)
-                     for score, vals in values.get(method, {}).items()} for method in names}
+
+    def interval(method, score, vals):
+        groups = clusters[method][score]
+        by = None if all(c is None for c in groups) else groups
+        return bootstrap(vals, clusters=by, level=level, resamples=resamples, seed=seed)
+
+    return {method: {score: interval(method, score, vals) for score, vals in values.get(method, {}).items()}
+            for method in names}
 
 
 def compare(records: Sequence[dict], score: str, method: str, methods: Sequence[str] | None = None,
