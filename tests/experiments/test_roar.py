@@ -4,6 +4,7 @@ images (one per patient) with a short training; paired differences and the summa
 import pytest
 import torch
 
+from xai_lab.experiments import roar as roar_module
 from xai_lab.experiments.roar import (
     ROAR_METHODS,
     paired_difference,
@@ -15,6 +16,7 @@ from xai_lab.experiments.roar import (
 )
 from xai_lab.metrics.removal import removed_count
 from xai_lab.models import msld
+from xai_lab.stats import Interval
 
 MAP3 = torch.tensor([[0.7, 0.1, 0.6],
                      [0.2, 0.9, 0.3],
@@ -166,6 +168,27 @@ def test_summarize_names_the_method_whose_removal_hurts_most(records, rows):
         assert set(versus["separated_at"]) <= {50, 90}
     with pytest.raises(ValueError, match="every method needs every k"):
         summarize(rows[:-1], test)
+    text = roar_module.describe(found)
+    assert text.count("\n") == 5 and text.count("removal hurts most") == 2
+    versus = next(iter(found["retrained"]["versus"].values()))
+    assert Interval(**versus["differences"][0]).format(3, signed=True) in text
+
+
+def test_curves_and_removal_figures(records, rows, maps):
+    import matplotlib.pyplot as plt
+
+    test = msld.split_records(records, SETTINGS)["test"]
+    fig = roar_module.plot_curves(rows, test)
+    left, right = fig.axes
+    assert [line.get_label() for line in left.get_lines()][:2] == ["random", "gradcam"]
+    assert list(left.get_lines()[1].get_ydata()) == [r["retrained_accuracy"] for r in sorted(
+        (r for r in rows if r["method"] == "gradcam"), key=lambda r: r["k"])]
+    plt.close(fig)
+    pixels = [msld.load_pixels(r) for r in test[:2]]
+    fig = roar_module.plot_removal(pixels, {m: [maps[m][str(r.path)] for r in test[:2]] for m in ("random", "gradcam")},
+                                   (10, 90))
+    assert len(fig.axes) == 2 * 2 * 2 and fig.axes[0].get_title() == "random" and "90 %" in fig.axes[2].get_ylabel()
+    plt.close(fig)
 
 
 def test_a_subsample_of_the_training_patients_keeps_the_test_patients(classifier, records, maps):

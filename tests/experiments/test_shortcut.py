@@ -223,6 +223,7 @@ def test_evaluate_conditions_on_a_mark_detector(records, detector):
     # clean: everything "Others" (3 of 6 right); mark on Monkeypox: all right; on Others: all wrong
     assert [res[c].accuracy.value for c in res] == [0.5, 1.0, 0.0]
     assert res["marked Others"].confusion == [[0, 3], [3, 0]]
+    assert shortcut.mark_effect(res) == 1.0
 
 
 def test_patient_interval_averages_patients_then_bootstraps_them():
@@ -341,3 +342,31 @@ def test_tables_and_figures_show_the_computed_values(scores):
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="score must be one of"):
         shortcut.plot_scores({"a": scores}, "iou")
+
+
+def test_one_per_patient_and_the_box_outline(records):
+    first = shortcut.one_per_patient(records)
+    assert [r.patient_id for r in first] == sorted({r.patient_id for r in records if r.label == "Monkeypox"})
+    assert all(r == next(q for q in records if q.patient_id == r.patient_id) for r in first)
+    assert shortcut.one_per_patient(records, "Others", limit=2) == [r for r in records if r.label == "Others"][:2]
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    shortcut.outline_mark(ax, records[0], MARK)
+    (patch,) = ax.patches
+    top, left, h, w = shortcut.mark_box(records[0], MARK)
+    assert (patch.get_x(), patch.get_y(), patch.get_width(), patch.get_height()) == (left - 0.5, top - 0.5, w, h)
+    plt.close(fig)
+
+
+def test_controls_and_changes_between_models(scores):
+    assert "random" in shortcut.CONTROLS
+    # saliency and gradcam beat random by far; occlusion too; nothing is no better than the control
+    assert shortcut.no_better_than_controls(scores) == []
+    worse = {**scores, "summary": {**scores["summary"], "gradcam": {
+        "relevance_mass": Interval(0.02, 0.0, 0.05, 5), "pointing_game": Interval(0.0, 0.0, 0.0, 5)}}}
+    assert shortcut.no_better_than_controls(worse) == ["gradcam"]
+    changes = shortcut.score_changes(scores, worse)
+    assert list(changes) == ["saliency", "gradcam", "occlusion"]
+    assert changes["gradcam"].lower and changes["gradcam"].apart
+    assert not changes["saliency"].lower and not changes["saliency"].apart

@@ -39,7 +39,7 @@ import torch
 from tqdm import tqdm
 
 from ..metrics.removal import remove_top_fraction, removed_count
-from ..stats import paired_bootstrap
+from ..stats import Interval, paired_bootstrap
 
 ROAR_METHODS = ("gradcam", "fullgrad", "saliency", "rise", "random")
 DEFAULT_KS = (10, 20, 30, 40, 50, 60, 70, 80, 90)
@@ -334,3 +334,79 @@ def summarize(rows: Sequence[dict], records, n_boot: int = 2000, seed: int = 0) 
                              "separated_at": [k for k, d in zip(ks, diffs) if d.high < 0]}
         out[curve] = {"mean_accuracy": mean, "most_harmful": worst, "most_harmful_per_k": per_k, "versus": versus}
     return out
+
+
+# ----------------------------------------------------------------------------- reports
+
+def describe(finding: dict, digits: int = 3) -> str:
+    """The finding of :func:`summarize` as lines of text: per curve, the methods by mean accuracy
+    (lowest first), the most harmful method overall and at each k, and its paired difference
+    with every other method at each k (:class:`~xai_lab.stats.Interval` text) with the k where
+    that interval lies below 0."""
+    lines = []
+    for curve in ("retrained", "not_retrained"):
+        part = finding[curve]
+        ranked = sorted(part["mean_accuracy"].items(), key=lambda item: item[1])
+        lines.append(f"{curve}: mean accuracy over k = {finding['ks']}: "
+                     + ", ".join(f"{m} {v:.{digits}f}" for m, v in ranked))
+        lines.append(f"  removal hurts most: {part['most_harmful']}; lowest at each k: "
+                     + ", ".join(f"{k}: {m}" for k, m in zip(finding["ks"], part["most_harmful_per_k"])))
+        for other, versus in part["versus"].items():
+            where = versus["separated_at"]
+            differences = ", ".join(f"k={k} {Interval(**d).format(digits, signed=True)}"
+                                    for k, d in zip(finding["ks"], versus["differences"]))
+            lines.append(f"  {part['most_harmful']} - {other}: {differences}"
+                         + (f"  -> below 0 at k = {where}" if where else "  -> interval contains 0 at every k"))
+    return "\n".join(lines)
+
+
+def plot_curves(rows: Sequence[dict], records, methods: Sequence[str] | None = None, colors: dict | None = None):
+    """Two panels of test accuracy against k, "retrained" (ROAR) and "not_retrained", one line
+    per method with its 95 % band (the rows' ``*_accuracy_low``/``_high``), ``random`` dashed,
+    and a dotted line at the accuracy of always answering the larger class of ``records`` (the
+    test records). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from ..models import msld
+
+    methods = list(methods) if methods is not None else list(dict.fromkeys(r["method"] for r in rows))
+    colors = colors or dict(zip(ROAR_METHODS, ["tab:red", "tab:blue", "tab:green", "tab:purple", "black"]))
+    majority = max(sum(r.label == c for r in records) / len(records) for c in msld.CATEGORIES)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, curve, title in zip(axes, ("retrained", "not_retrained"), ("ROAR: retrained head", "no retraining")):
+        for method in methods:
+            part = sorted((r for r in rows if r["method"] == method), key=lambda r: r["k"])
+            ks = [r["k"] for r in part]
+            ax.plot(ks, [r[f"{curve}_accuracy"] for r in part], marker="o", color=colors.get(method), label=method,
+                    ls="--" if method == "random" else "-")
+            ax.fill_between(ks, [r[f"{curve}_accuracy_low"] for r in part], [r[f"{curve}_accuracy_high"] for r in part],
+                            color=colors.get(method), alpha=0.12)
+        ax.axhline(majority, color="grey", lw=0.8, ls=":")
+        ax.set(title=title, xlabel="k: % of pixels removed (most salient first)")
+    axes[0].set_ylabel("test accuracy (95 % patient bootstrap)")
+    axes[1].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_removal(images: Sequence[torch.Tensor], maps: dict, ks: Sequence[float], fill="mean", size: float = 1.9):
+    """A grid of edited images: one row per (image, k), one column per method of ``maps`` (method
+    -> one map per image); each cell the image with its top ``k`` % removed
+    (:func:`~xai_lab.metrics.removal.remove_top_fraction` with ``fill``). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    methods = list(maps)
+    cases = [(i, k) for i in range(len(images)) for k in ks]
+    fig, axes = plt.subplots(len(cases), len(methods), figsize=(size * len(methods), size * len(cases)), squeeze=False)
+    for row, (i, k) in enumerate(cases):
+        for col, method in enumerate(methods):
+            edited = remove_top_fraction(images[i], maps[method][i], k / 100, fill=fill)
+            ax = axes[row, col]
+            ax.imshow(edited.permute(1, 2, 0).numpy())
+            ax.set_xticks([]), ax.set_yticks([])
+            if row == 0:
+                ax.set_title(method, fontsize=9)
+            if col == 0:
+                ax.set_ylabel(f"{k:g} % removed", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -61,8 +61,8 @@ CHAPTER_FAST_METHODS = {k: v for k, v in CHAPTER_METHODS.items()
 class Mark:
     """A ``size`` x ``size`` pixel square of RGB ``colour`` (each in [0, 1]); ``seed`` picks the
     positions (one per image id, see :func:`mark_box`). The default, a 48-pixel magenta square
-    (4.6 % of a 224 x 224 image), is one that the frozen-backbone MSLD head learns as a shortcut;
-    a 16-pixel one it ignores (measured in the book's chapter "Exposing a planted shortcut")."""
+    (4.6 % of a 224 x 224 image), is one that the frozen-backbone MSLD head learns as a shortcut
+    (shown in the book's chapter "Exposing a planted shortcut")."""
 
     size: int = 48
     colour: tuple[float, float, float] = (1.0, 0.0, 1.0)
@@ -434,7 +434,74 @@ def plot_scores(results: Mapping[str, dict], score: str = "relevance_mass", ax=N
     return ax
 
 
-__all__ = ["CHAPTER_FAST_METHODS", "CHAPTER_METHODS", "Mark", "RECIPE", "SCORES", "accuracy_table", "conditions",
-           "evaluate_conditions", "fill_box", "image_id", "inputs", "localisation_scores", "mark_box", "mark_mask",
-           "marked", "masked", "patient_interval", "plant", "plot_accuracy", "plot_interval_bars", "plot_scores",
-           "ranking", "score_table", "train_marked"]
+CONTROLS = ("random", "sobel")
+"""The control maps of :data:`CHAPTER_METHODS`: a seeded uniform random map and an edge detector
+that never looks at the model. A method is evidence of the shortcut only where it beats both."""
+
+
+def one_per_patient(records, label: str = msld.POSITIVE, limit: int | None = None) -> list:
+    """The first record of each patient of class ``label``, in the order of ``records``; the
+    first ``limit`` of them when given."""
+    first: dict = {}
+    for r in records:
+        if r.label == label:
+            first.setdefault(r.patient_id, r)
+    return list(first.values())[:limit]
+
+
+def outline_mark(ax, item, mark: Mark = Mark(), color: str = "white", linewidth: float = 1.0):
+    """Draw the outline of the mark's box (:func:`mark_box`) on an axes showing the image."""
+    import matplotlib.pyplot as plt
+
+    top, left, h, w = mark_box(item, mark)
+    ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), w, h, fill=False, edgecolor=color, linewidth=linewidth))
+
+
+def no_better_than_controls(result: dict, score: str = "relevance_mass", controls: Sequence[str] = CONTROLS) -> list[str]:
+    """The methods of a :func:`localisation_scores` result, controls excluded, whose interval of
+    ``score`` does not lie above the interval of every control (their low end is at or below
+    the highest control's high end)."""
+    summary = result["summary"]
+    ceiling = max(summary[c][score].high for c in controls if c in summary)
+    return [m for m in ranking(result, score) if m not in controls and summary[m][score].low <= ceiling]
+
+
+@dataclass(frozen=True)
+class Change:
+    """How a method's score on the mark changed from one model to another: ``before`` and
+    ``after`` (:class:`~xai_lab.stats.Interval`); ``lower``: the mean fell; ``apart``: the after
+    interval lies entirely below the before interval."""
+
+    before: Interval
+    after: Interval
+
+    @property
+    def lower(self) -> bool:
+        return self.after.value < self.before.value
+
+    @property
+    def apart(self) -> bool:
+        return self.after.high < self.before.low
+
+
+def score_changes(before: dict, after: dict, score: str = "relevance_mass",
+                  skip: Sequence[str] = CONTROLS) -> dict[str, Change]:
+    """:class:`Change` of ``score`` for every method of two :func:`localisation_scores` results
+    (the methods of ``before``, in its order, without ``skip``)."""
+    return {m: Change(before["summary"][m][score], after["summary"][m][score])
+            for m in before["summary"] if m not in skip}
+
+
+def mark_effect(conditions_result: Mapping[str, object], metric: str = "accuracy") -> float:
+    """The shortcut's signature in one :func:`evaluate_conditions` result: ``metric`` with the
+    mark on the Monkeypox images minus with the mark on the Others images (near 0 for a model
+    that does not care which class carries the mark)."""
+    return (conditions_result["marked Monkeypox"].metric(metric).value
+            - conditions_result["marked Others"].metric(metric).value)
+
+
+__all__ = ["CHAPTER_FAST_METHODS", "CHAPTER_METHODS", "CONTROLS", "Change", "Mark", "RECIPE", "SCORES",
+           "accuracy_table", "conditions", "evaluate_conditions", "fill_box", "image_id", "inputs",
+           "localisation_scores", "mark_box", "mark_effect", "mark_mask", "marked", "masked",
+           "no_better_than_controls", "one_per_patient", "outline_mark", "patient_interval", "plant", "plot_accuracy",
+           "plot_interval_bars", "plot_scores", "ranking", "score_changes", "score_table", "train_marked"]
