@@ -2,12 +2,13 @@
 #            the last build (Jupyter Book's execution cache; a change in the package alone does not
 #            re-run a chapter: use book-fresh then);
 # make book-fresh: the same with every chapter executed from scratch (what CI runs);
+# make book-student: the student edition (same book, exercise solutions removed) into _build/student;
 # make test: run the test suite (with ruff first).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: book book-fresh test lint install clean
+.PHONY: book book-fresh book-student test lint install clean
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -22,6 +23,10 @@ book: $(STAMP)
 book-fresh: $(STAMP)
 	rm -rf _build/.jupyter_cache
 	$(VENV)/bin/jupyter-book build . --all -W --keep-going
+
+book-student: $(STAMP)
+	$(PY) book/_ext/student_edition.py _build/student_src
+	cd _build/student_src && $(abspath $(VENV))/bin/jupyter-book build . --all -W --keep-going --path-output $(abspath _build/student)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
