@@ -17,15 +17,23 @@ $(STAMP): requirements.txt pyproject.toml
 
 install: $(STAMP)
 
-book: $(STAMP)
+# MathJax served from the built book, so formulas render with no network (from the npm registry)
+MATHJAX := _build/mathjax_static/mathjax/tex-mml-chtml.js
+$(MATHJAX):
+	npm install --no-audit --no-fund --silent --prefix _build/mathjax mathjax@3.2.2
+	rm -rf _build/mathjax_static && mkdir -p _build/mathjax_static
+	cp -r _build/mathjax/node_modules/mathjax/es5 _build/mathjax_static/mathjax
+
+book: $(STAMP) $(MATHJAX)
 	$(VENV)/bin/jupyter-book build . --all -W --keep-going
 
-book-fresh: $(STAMP)
+book-fresh: $(STAMP) $(MATHJAX)
 	rm -rf _build/.jupyter_cache
 	$(VENV)/bin/jupyter-book build . --all -W --keep-going
 
-book-student: $(STAMP)
+book-student: $(STAMP) $(MATHJAX)
 	$(PY) book/_ext/student_edition.py _build/student_src
+	mkdir -p _build/student_src/_build && cp -r _build/mathjax_static _build/student_src/_build/
 	cd _build/student_src && $(abspath $(VENV))/bin/jupyter-book build . --all -W --keep-going --path-output $(abspath _build/student)
 
 lint: $(STAMP)
@@ -35,4 +43,4 @@ test: $(STAMP) lint
 	MPLBACKEND=Agg $(PY) -m pytest -p no:cacheprovider
 
 clean:
-	rm -rf _build
+	rm -rf _build  # the execution cache and MathJax too

@@ -1,6 +1,7 @@
-"""Open every chapter in a real browser (Debian's chromium + chromedriver through selenium):
-every image loads, the console has no errors, search finds "Grad-CAM"; screenshots are saved
-under _build/screenshots/."""
+"""Open every chapter in a real browser (Debian's chromium + chromedriver through selenium) with
+every host but the local server unreachable (as offline): every image loads, every formula
+renders (MathJax is served from the book), the console has no errors, search finds "Grad-CAM";
+screenshots are saved under _build/screenshots/."""
 import shutil
 import threading
 from functools import partial
@@ -29,7 +30,8 @@ def browser():
     options.binary_location = CHROMIUM
     for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1280,1600"):
+                 "--disable-dev-shm-usage", "--window-size=1280,1600",
+                 "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"):  # offline but for the book
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
@@ -42,8 +44,8 @@ def browser():
 
 
 def _console_errors(driver):
-    """Severe console entries, except failed loads from other hosts (MathJax and thebe come from
-    CDNs, which an offline machine cannot reach; online readers get them)."""
+    """Severe console entries, except failed loads from other hosts (thebe's live-code scripts
+    come from a CDN, which the offline browser cannot reach; online readers get them)."""
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"
             and not (entry["source"] == "network" and "127.0.0.1" not in entry["message"].split(" ")[0])]
 
@@ -73,3 +75,33 @@ def test_search_finds_gradcam(browser):
     results = driver.find_elements(By.CSS_SELECTOR, "#search-results li a")
     assert any("first_look" in r.get_attribute("href") for r in results), [r.get_attribute("href") for r in results]
     assert _console_errors(driver) == []
+
+
+def _math_state(driver):
+    """After MathJax has typeset the page: (formulas on the page, rendered, MathJax errors,
+    formulas still showing raw TeX, where MathJax was loaded from)."""
+    return driver.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const report = () => {
+          const math = Array.from(document.querySelectorAll('.math'));
+          done([math.length, document.querySelectorAll('mjx-container').length,
+                document.querySelectorAll('mjx-merror').length,
+                math.filter(m => !m.querySelector('mjx-container')).map(m => m.textContent.slice(0, 60)),
+                Array.from(document.scripts).map(s => s.src).filter(s => s.includes('mathjax') || s.includes('tex-'))]);
+        };
+        if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+          MathJax.startup.promise.then(report, report);
+        } else { report(); }
+    """)
+
+
+@pytest.mark.parametrize("page", toc_pages())
+def test_every_formula_renders_offline(browser, page):
+    driver, base = browser
+    driver.set_script_timeout(60)
+    driver.get(f"{base}/{page}.html")
+    formulas, rendered, errors, raw, sources = _math_state(driver)
+    assert all(src.startswith(base) for src in sources), f"{page}: MathJax not served by the book: {sources}"
+    assert errors == 0, f"{page}: {errors} formulas with MathJax errors"
+    assert raw == [], f"{page}: formulas left as raw TeX: {raw[:3]}"
+    assert rendered >= formulas
