@@ -63,3 +63,14 @@ def test_no_output_holds_a_traceback_or_a_warning(page):
 def test_every_chapter_has_a_figure(page):
     _, parsed = _parse(page)
     assert any(in_output for _, in_output in parsed.images), f"{page} shows no figure"
+
+
+def test_the_api_reference_documents_every_method_and_the_entry_point():
+    import xai_lab
+    from xai_lab.registry import method_spec
+
+    html = (require_build() / "book" / "api.html").read_text(encoding="utf-8")
+    assert 'id="xai_lab.explain.explain"' in html and 'id="xai_lab.stats.bootstrap"' in html
+    for name in xai_lab.methods():
+        fn = method_spec(name).fn
+        assert f'id="{fn.__module__}.{fn.__name__}"' in html, f"method {name} is not in the API reference"

@@ -221,6 +221,7 @@ def smoothgradcampp(ctx: Context, n_samples: int = 16, sigma: float = 0.3, batch
     * ``variant="torchcam"`` reproduces torchcam 0.5's ``SmoothGradCAMpp``: no exponential,
       alpha = mean G^2 / (2 mean G^2 + sum_ab A_ab mean G^3 + 1e-8), and both ReLU(G) in w_k and
       the activations of the final sum taken from the LAST noisy copy.
+
     Passes: 1 clean forward + ``n_samples`` forward and backward, ``batch_size`` copies at a time."""
     if variant not in ("paper", "torchcam"):
         raise ValueError(f"variant must be 'paper' or 'torchcam', not {variant!r}")
