@@ -32,28 +32,41 @@ def _maps(saliency) -> tuple[torch.Tensor, bool]:
     return s, single
 
 
-def top_fraction_mask(saliency, fraction: float, tie_seed: int | None = 0) -> torch.Tensor:
-    """Bool mask of the top ``fraction`` of the pixels of each map: exactly
-    ``k = floor(fraction * H * W + 1/2)`` pixels per map, the largest values first (signed
-    values as they are: pass ``saliency.abs()`` to rank by magnitude).
-
-    Ties: the pixels are visited in a fixed order, a random permutation drawn from
-    ``torch.Generator().manual_seed(tie_seed)`` (or row-major index order for ``tie_seed=None``),
-    and a stable sort keeps that order among equal values. The result is deterministic.
-
-    ``saliency``: [N, H, W], [N, 1, H, W] or [H, W]; the mask has the same shape without the
-    channel axis."""
+def region_size(fraction: float, height: int, width: int) -> int:
+    """``round(fraction * H * W)`` pixels, halves rounded up (Python's ``round`` would round 4.5
+    to 4): the size of every top-fraction region and of ROAR's removal."""
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 <= fraction <= 1:
         raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
+    return min(height * width, math.floor(fraction * height * width + 0.5))
+
+
+def pixel_order(saliency, tie_seed: int | None = 0) -> torch.Tensor:
+    """Pixel indices (row-major) of each map, largest value first: [N, H * W] for maps
+    [N, H, W] ([H * W] for one map [H, W]). Equal values keep a fixed order: a random
+    permutation drawn from ``torch.Generator().manual_seed(tie_seed)`` (the same one for every
+    map of that size), or pixel index order for ``tie_seed=None``."""
     s, single = _maps(saliency)
-    n, h, w = s.shape
-    k = min(h * w, math.floor(fraction * h * w + 0.5))
     flat = s.flatten(1)
     if tie_seed is None:
         order = torch.sort(flat, dim=1, descending=True, stable=True).indices
     else:
-        permutation = torch.randperm(h * w, generator=torch.Generator().manual_seed(tie_seed))
+        permutation = torch.randperm(flat.shape[1], generator=torch.Generator().manual_seed(tie_seed))
         order = permutation[torch.sort(flat[:, permutation], dim=1, descending=True, stable=True).indices]
+    return order[0] if single else order
+
+
+def top_fraction_mask(saliency, fraction: float, tie_seed: int | None = 0) -> torch.Tensor:
+    """Bool mask of the top ``fraction`` of the pixels of each map: exactly
+    :func:`region_size` = floor(fraction * H * W + 1/2) pixels per map, the largest values first
+    (signed values as they are: pass ``saliency.abs()`` to rank by magnitude), ties in the order
+    of :func:`pixel_order`. The result is deterministic.
+
+    ``saliency``: [N, H, W], [N, 1, H, W] or [H, W]; the mask has the same shape without the
+    channel axis."""
+    s, single = _maps(saliency)
+    n, h, w = s.shape
+    k = region_size(fraction, h, w)
+    order = pixel_order(s, tie_seed)
     mask = torch.zeros(n, h * w, dtype=torch.bool)
     mask.scatter_(1, order[:, :k], True)
     mask = mask.view(n, h, w)

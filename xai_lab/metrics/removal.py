@@ -8,43 +8,32 @@ The experiment that retrains on such images is :mod:`xai_lab.experiments.roar`.
 """
 from __future__ import annotations
 
-import math
-
 import torch
+
+from .regions import pixel_order, region_size, top_fraction_mask
 
 
 def removed_count(fraction: float, height: int, width: int) -> int:
-    """``round(fraction * H * W)``, halves rounded up (Python's ``round`` would round 4.5 to 4)."""
-    if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction <= 1:
-        raise ValueError(f"fraction must be a number in [0, 1], got {fraction!r}")
-    return min(height * width, int(math.floor(fraction * height * width + 0.5)))
+    """How many pixels ROAR removes: ``round(fraction * H * W)``, halves rounded up
+    (:func:`~xai_lab.metrics.regions.region_size`)."""
+    return region_size(fraction, height, width)
 
 
 def removal_order(saliency: torch.Tensor, tie_seed: int | None = 0) -> torch.Tensor:
-    """Pixel indices (row-major) [H * W], most salient first. Equal values keep a fixed order:
-    a random permutation drawn from ``torch.Generator().manual_seed(tie_seed)`` (the same one for
-    every map of that size), or pixel index order for ``tie_seed=None``. A map with many equal
-    values (Grad-CAM is 0 wherever its ReLU clips) thus loses pixels spread over the image, not
-    the top rows first."""
-    if saliency.dim() != 2:
-        raise ValueError(f"saliency must be one map [H, W], got shape {list(saliency.shape)}")
-    flat = saliency.detach().flatten().float().cpu()
-    if not torch.isfinite(flat).all():
-        raise ValueError("saliency contains NaN or infinite values")
-    if tie_seed is None:
-        return torch.sort(flat, descending=True, stable=True).indices
-    permutation = torch.randperm(flat.numel(), generator=torch.Generator().manual_seed(tie_seed))
-    return permutation[torch.sort(flat[permutation], descending=True, stable=True).indices]
+    """Pixel indices (row-major) [H * W] of one map, most salient first, equal values in a fixed
+    seeded order (:func:`~xai_lab.metrics.regions.pixel_order`): a map with many equal values
+    (Grad-CAM is 0 wherever its ReLU clips) loses pixels spread over the image, not the top rows."""
+    if torch.as_tensor(saliency).dim() != 2:
+        raise ValueError(f"saliency must be one map [H, W], got shape {list(torch.as_tensor(saliency).shape)}")
+    return pixel_order(saliency, tie_seed)
 
 
 def removal_mask(saliency: torch.Tensor, fraction: float, tie_seed: int | None = 0) -> torch.Tensor:
-    """Bool [H, W]: True at the ``round(fraction * H * W)`` most salient pixels (:func:`removal_order`)."""
-    order = removal_order(saliency, tie_seed)
-    h, w = saliency.shape
-    count = removed_count(fraction, h, w)
-    mask = torch.zeros(h * w, dtype=torch.bool)
-    mask[order[:count]] = True
-    return mask.view(h, w)
+    """Bool [H, W]: True at the ``round(fraction * H * W)`` most salient pixels of one map
+    (:func:`~xai_lab.metrics.regions.top_fraction_mask`)."""
+    if torch.as_tensor(saliency).dim() != 2:
+        raise ValueError(f"saliency must be one map [H, W], got shape {list(torch.as_tensor(saliency).shape)}")
+    return top_fraction_mask(saliency, fraction, tie_seed)
 
 
 def remove_top_fraction(pixels: torch.Tensor, saliency: torch.Tensor, fraction: float, fill="mean",
