@@ -35,8 +35,8 @@ shortcut: ``xai_lab.stats.bootstrap(..., clusters=...)``), and rankings with pai
 Files under ``--out``: ``records.jsonl`` (one line per finished job; a killed or time-boxed run
 started again with the same command continues), ``summary.json`` (config, settings, coverage,
 tables, rankings), ``summary.csv`` (dataset, method, score, value, low, high, n, better),
-``provenance.json`` (every run that added records: command, commit, package versions, machine,
-wall and CPU seconds). ``--shard K/N`` runs the K-th of N slices of the jobs
+``provenance.json`` (every run that added records: command, the commit at its start, wall and
+CPU seconds; package versions and machine of the last run). ``--shard K/N`` runs the K-th of N slices of the jobs
 (``records-shard-K-of-N.jsonl``); ``--merge`` combines them.
 
 Ray: ``--ray`` starts a local Ray (``ray.init()``), ``--ray ADDRESS`` joins a running cluster;
@@ -349,15 +349,17 @@ def run(args) -> tuple[Path, dict]:
         todo = todo[:args.limit]
     print(f"{len(mine)} jobs, {len(mine) - len([j for j in mine if job_key(j) not in results.done])} already in "
           f"{results.path}; running {len(todo)}", file=sys.stderr)
-    start, cpu = time.time(), time.process_time()
+    start, cpu, at_start = time.time(), time.process_time(), environment()
     deadline = None if args.stop_after is None else start + args.stop_after
     ran = execute(todo, config, args, results, deadline)
     return results.path, {"command": "python benchmarks/comparison.py " + " ".join(args.argv),
                           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+                          "commit_at_start": at_start["commit"],
+                          "uncommitted_changes_at_start": at_start["uncommitted_changes_outside_results"],
                           "wall_seconds": round(time.time() - start, 1),
                           "cpu_seconds_main_process": round(time.process_time() - cpu, 1),
                           "cpu_seconds_jobs": round(sum(r["cpu_seconds"] for r in results.records[-ran:]) if ran else 0.0, 1),
-                          "jobs_run": ran, "ray": args.ray, "device": str(args.device),
+                          "jobs_run": ran, "note": args.note, "ray": args.ray, "device": str(args.device),
                           "threads": torch.get_num_threads()}
 
 
@@ -501,6 +503,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
                    help="run the jobs as Ray tasks: a local Ray without ADDRESS, else the cluster at ADDRESS")
     p.add_argument("--limit", type=count, default=None, help="run at most this many new jobs")
+    p.add_argument("--note", default=None, help="a remark kept in the run's provenance (e.g. 'shared machine')")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="SECONDS",
                    help="start no new job after this many seconds (a time-boxed chunk; run again to continue)")
     return p
