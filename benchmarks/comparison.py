@@ -385,8 +385,10 @@ def coverage(config: dict, records: list[dict], datasets=DATASETS) -> dict:
 
 
 def rankings(records: list[dict], resamples: int, seed: int, sanity_steps: int) -> dict:
-    """Per dataset and shown score: the variants from best to worst by mean (over the images every
-    ranked variant has), the best, and the variants whose paired difference to the best excludes zero."""
+    """Per dataset and shown score: the variants from best to worst by mean, the best, and the
+    variants whose paired difference to the best excludes zero. Ranked are the variants with the
+    most images so far, over those images; variants with fewer (a chunk in progress) are listed
+    as ``not_ranked_yet``."""
     out = {}
     for dataset in sorted({r["dataset"] for r in records}):
         mine = [r for r in records if r["dataset"] == dataset]
@@ -398,19 +400,20 @@ def rankings(records: list[dict], resamples: int, seed: int, sanity_steps: int) 
                                                      and r["kind"] == "eval"}}
                 if score in values:
                     have.setdefault(r["method"], set()).add(r["image"])
-            if len(have) < 2:
+            most = max((len(v) for v in have.values()), default=0)
+            core = sorted(m for m, v in have.items() if len(v) == most)   # a chunk adds images in order
+            common = set.intersection(*(have[m] for m in core)) if core else set()
+            if len(core) < 2 or len(common) < 2:
                 continue
-            common = set.intersection(*have.values())
-            if len(common) < 2:
-                continue
-            ranked = [r for r in mine if r["image"] in common]
-            best = compare(ranked, score, sorted(have)[0], sorted(have), resamples=resamples, seed=seed)["best"]
-            c = compare(ranked, score, best, sorted(have), resamples=resamples, seed=seed)
+            ranked = [r for r in mine if r["image"] in common and r["method"] in core]
+            best = compare(ranked, score, core[0], core, resamples=resamples, seed=seed)["best"]
+            c = compare(ranked, score, best, core, resamples=resamples, seed=seed)
             order = sorted(c["intervals"], key=lambda m: (c["better"].sort_key(c["intervals"][m].value), m))
             out[dataset][score] = {"better": c["better"].value, "images": len(common), "order": order, "best": best,
                                    "means": {m: c["intervals"][m].value for m in order},
                                    "best_clearly_ahead_of": sorted(m for m, v in c["versus"].items()
-                                                                   if v["difference_excludes_zero"])}
+                                                                   if v["difference_excludes_zero"]),
+                                   "not_ranked_yet": sorted(set(have) - set(core))}
     return out
 
 
