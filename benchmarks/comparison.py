@@ -384,11 +384,24 @@ def coverage(config: dict, records: list[dict], datasets=DATASETS) -> dict:
     return out
 
 
+def ranked_block(have: dict) -> tuple[list, set]:
+    """``(variants, images)`` to rank, from ``{variant: set of images}``: for each threshold k, the
+    variants with at least k images and the images they all have; the block with the most
+    (variant, image) pairs (ties: more images). Chunks stop in the middle of an image and add
+    methods later, so the variants differ in their images."""
+    best: tuple = ([], set())
+    for k in sorted({len(v) for v in have.values()}):
+        core = sorted(m for m, v in have.items() if len(v) >= k)
+        common = set.intersection(*(have[m] for m in core))
+        if (len(core) * len(common), len(common)) > (len(best[0]) * len(best[1]), len(best[1])):
+            best = (core, common)
+    return best
+
+
 def rankings(records: list[dict], resamples: int, seed: int, sanity_steps: int) -> dict:
     """Per dataset and shown score: the variants from best to worst by mean, the best, and the
-    variants whose paired difference to the best excludes zero. Ranked are the variants with the
-    most images so far, over those images; variants with fewer (a chunk in progress) are listed
-    as ``not_ranked_yet``."""
+    variants whose paired difference to the best excludes zero. Ranked are the variants and images
+    of :func:`ranked_block`; the other variants (a chunk in progress) are listed as ``not_ranked_yet``."""
     out = {}
     for dataset in sorted({r["dataset"] for r in records}):
         mine = [r for r in records if r["dataset"] == dataset]
@@ -400,9 +413,7 @@ def rankings(records: list[dict], resamples: int, seed: int, sanity_steps: int) 
                                                      and r["kind"] == "eval"}}
                 if score in values:
                     have.setdefault(r["method"], set()).add(r["image"])
-            most = max((len(v) for v in have.values()), default=0)
-            core = sorted(m for m, v in have.items() if len(v) == most)   # a chunk adds images in order
-            common = set.intersection(*(have[m] for m in core)) if core else set()
+            core, common = ranked_block(have)
             if len(core) < 2 or len(common) < 2:
                 continue
             ranked = [r for r in mine if r["image"] in common and r["method"] in core]

@@ -106,3 +106,8 @@ def test_changed_settings_are_refused_on_resume(bench, single):
     out, _ = single
     with pytest.raises(SystemExit, match="other settings"):
         bench.main(SMALL[:-4] + ["--sanity-steps", "2", "--out", str(out)])
+
+
+def test_rankings_use_the_largest_block_of_variants_and_images(bench):
+    have = {"a": {1, 2, 3, 4}, "b": {1, 2, 3}, "c": {1, 2, 3}, "d": {1}}
+    assert bench.ranked_block(have) == (["a", "b", "c"], {1, 2, 3})
