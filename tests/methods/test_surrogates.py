@@ -132,3 +132,15 @@ def test_anchors_same_seed_same_result(noise):
         assert len(e.extras["anchor"][0]) == 2 and set(e.extras["anchor"][0]) <= set(ids)
         assert e.extras["precision"][0] == 1.0
     assert len({tuple(sorted(e.extras["anchor"][0])) for e in runs}) > 1
+
+
+def test_anchors_search_bound(noise):
+    """Class 0 needs 2 of 3 textured superpixels: bounded to anchors of one superpixel, the search
+    stops there and returns its best single superpixel, below the precision threshold."""
+    pytest.importorskip("alibi")
+    x, segments = noise
+    ids = [int(segments[4, 4]), int(segments[12, 12]), int(segments[20, 20])]
+    model = TextureVotes([segments == k for k in ids], x, need=2)
+    e = xai_lab.explain(model, x, method="anchors", segmentation_kwargs=SLIC, batch_size=50, max_anchor_size=1,
+                        seed=0, progress=False)
+    assert len(e.extras["anchor"][0]) == 1 and e.extras["precision"][0] < 0.95

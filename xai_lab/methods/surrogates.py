@@ -138,7 +138,8 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
 
 @register("anchors", family="perturbation")
 def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict | None = None,
-            threshold: float = 0.95, p_sample: float = 0.5, batch_size: int = 100) -> Result:
+            threshold: float = 0.95, p_sample: float = 0.5, batch_size: int = 100,
+            max_anchor_size: int | None = None) -> Result:
     """Anchors (Ribeiro et al. 2018) via ``alibi.explainers.AnchorImage``: the smallest set A of
     superpixels such that, hiding each other superpixel with probability ``p_sample`` (mean
     colour), P(decision unchanged | A kept) >= ``threshold`` (KL-LUCB beam search).
@@ -146,11 +147,16 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
     The decision is "is the argmax the target class": for the predicted class (the default
     target) this is the usual anchor of the prediction. slic defaults to alibi's 10 segments.
     Saliency = 1 on the anchor's superpixels, else 0. extras: ``segments`` [N, H, W], ``anchor``
-    (superpixel ids per image), ``precision``, ``coverage``, ``seeds``. alibi is optional
-    (Business Source License): ``pip install alibi``."""
+    (superpixel ids per image), ``precision``, ``coverage``, ``seeds``. ``max_anchor_size``
+    bounds the search: anchors of at most that many superpixels (None: alibi's unbounded search,
+    which can take minutes on a network whose decision needs many superpixels; the best anchor
+    found is returned when the bound stops it). alibi is optional (Business Source License):
+    ``pip install alibi``."""
     check_fraction("threshold", threshold, open_low=True)
     check_fraction("p_sample", p_sample, open_low=True, open_high=True)
     check_positive("batch_size", batch_size, integer=True)
+    if max_anchor_size is not None:
+        check_positive("max_anchor_size", max_anchor_size, integer=True)
     if batch_size > MAX_ANCHORS_BATCH:
         raise ValueError(f"batch_size must be <= {MAX_ANCHORS_BATCH} for anchors (alibi allocates batch_size x 10^4 "
                          f"values up front), got {batch_size}")
@@ -173,7 +179,8 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
 
         with seeded(seed):
             explainer = AnchorImage(predictor, image.shape, segmentation_fn=lambda _, s=segments: s, seed=seed)
-            explanation = explainer.explain(image, p_sample=p_sample, threshold=threshold, batch_size=batch_size)
+            explanation = explainer.explain(image, p_sample=p_sample, threshold=threshold, batch_size=batch_size,
+                                            max_anchor_size=max_anchor_size)
         anchor = [int(k) for k in explanation.data["raw"]["feature"]]
         maps.append(_per_pixel(segments, dict.fromkeys(anchor, 1.0), ctx.device))
         all_segments.append(torch.as_tensor(segments))
