@@ -13,6 +13,12 @@ import torch
 from .regions import pixel_order, region_size, top_fraction_mask
 
 
+def _check_one_map(saliency) -> None:
+    shape = torch.as_tensor(saliency).shape
+    if len(shape) != 2:
+        raise ValueError(f"saliency must be one map [H, W], got shape {list(shape)}")
+
+
 def removed_count(fraction: float, height: int, width: int) -> int:
     """How many pixels ROAR removes: ``round(fraction * H * W)``, halves rounded up
     (:func:`~xai_lab.metrics.regions.region_size`)."""
@@ -23,16 +29,14 @@ def removal_order(saliency: torch.Tensor, tie_seed: int | None = 0) -> torch.Ten
     """Pixel indices (row-major) [H * W] of one map, most salient first, equal values in a fixed
     seeded order (:func:`~xai_lab.metrics.regions.pixel_order`): a map with many equal values
     (Grad-CAM is 0 wherever its ReLU clips) loses pixels spread over the image, not the top rows."""
-    if torch.as_tensor(saliency).dim() != 2:
-        raise ValueError(f"saliency must be one map [H, W], got shape {list(torch.as_tensor(saliency).shape)}")
+    _check_one_map(saliency)
     return pixel_order(saliency, tie_seed)
 
 
 def removal_mask(saliency: torch.Tensor, fraction: float, tie_seed: int | None = 0) -> torch.Tensor:
     """Bool [H, W]: True at the ``round(fraction * H * W)`` most salient pixels of one map
     (:func:`~xai_lab.metrics.regions.top_fraction_mask`)."""
-    if torch.as_tensor(saliency).dim() != 2:
-        raise ValueError(f"saliency must be one map [H, W], got shape {list(torch.as_tensor(saliency).shape)}")
+    _check_one_map(saliency)
     return top_fraction_mask(saliency, fraction, tie_seed)
 
 
