@@ -1,4 +1,4 @@
-"""The comparison of every explanation method: faithfulness, sanity, localisation and cost per
+"""The comparison of every explanation method: faithfulness, sanity, localization and cost per
 (image, method), on ImageNet, on the MSLD test patients and on the planted-shortcut model, with
 bootstrap intervals; serially or on Ray.
 
@@ -28,7 +28,7 @@ Per (image, method) (``xai_lab.metrics.comparison.evaluate``; target: the predic
 ``seed + image index``): MoRF and LeRF with black and mean replacement (AFOC, KL, PCUO at 10 %),
 deletion and insertion AUC, the explanation's seconds and forward/backward passes; on the
 shortcut images relevance mass and pointing game on the mark; on the first ``--sanity-images``
-images of each dataset the cascading-randomisation sanity check. Per dataset, method and score:
+images of each dataset the cascading-randomization sanity check. Per dataset, method and score:
 the mean with its 95 % percentile-bootstrap interval over images (over patients for MSLD and the
 shortcut: ``xai_lab.stats.bootstrap(..., clusters=...)``), and rankings with paired intervals.
 

@@ -1,4 +1,4 @@
-"""Speed of xai_lab's perturbation methods and feature visualisations on EfficientNet-Lite0 at
+"""Speed of xai_lab's perturbation methods and feature visualizations on EfficientNet-Lite0 at
 224x224, each against its floor or its reference library in the same run.
 
     python benchmarks/speed_perturbation.py [--device cpu] [--threads N] [--repeats 3] [--warmup 1]
@@ -21,7 +21,7 @@ an explicit target):
   also with lime's 10 (``ours_batch_10_over_peer``: the same batches, so only our overhead is
   left). On CPUs whose caches a batch of 100 224x224 images overflows, the batch size alone
   can decide this ratio.
-* ``anchors`` (alibi) and ``visualize`` (activation maximisation, DeepDream): seconds and
+* ``anchors`` (alibi) and ``visualize`` (activation maximization, DeepDream): seconds and
   passes only, no peer.
 
 Candidates of one part are timed in alternation (``_timing.py``), so a burst of load on a
@@ -210,8 +210,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--num-samples", type=int, default=1000, help="LIME samples")
     parser.add_argument("--batch-size", type=int, default=100, help="images per forward pass (ours and the peers "
                                                                      "that take it)")
-    parser.add_argument("--am-steps", type=int, default=128, help="activation maximisation steps")
-    parser.add_argument("--am-size", type=int, default=128, help="activation maximisation image side")
+    parser.add_argument("--am-steps", type=int, default=128, help="activation maximization steps")
+    parser.add_argument("--am-size", type=int, default=128, help="activation maximization image side")
     parser.add_argument("--parts", default=",".join(PARTS), help="comma-separated subset of: " + ", ".join(PARTS))
     parser.add_argument("--output", help="also write the JSON to this file")
     args = parser.parse_args(argv)

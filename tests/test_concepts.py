@@ -19,7 +19,7 @@ def features(lite0, coffee_chelsea):
 
 def test_nndsvda_is_exact_on_a_rank_one_matrix():
     """The leading singular vectors of a non-negative rank-1 matrix are non-negative: the
-    initialisation alone reproduces it."""
+    initialization alone reproduces it."""
     g = torch.Generator().manual_seed(0)
     v = torch.rand(6, 1, generator=g, dtype=torch.float64) @ torch.rand(1, 5, generator=g, dtype=torch.float64)
     w, h = nndsvda(v, 1)

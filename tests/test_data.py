@@ -103,32 +103,32 @@ def test_load_image_accepts_paths_arrays_and_pil(tmp_path):
 
 # --- load_image: every PIL mode against the same picture saved as 8-bit RGB ---
 
-def _grey(seed=0, shape=(6, 7)):
+def _gray(seed=0, shape=(6, 7)):
     return np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)
 
 
-def _colour(seed=0, shape=(6, 7)):
+def _color(seed=0, shape=(6, 7)):
     return np.random.default_rng(seed).integers(0, 256, shape + (3,), dtype=np.uint8)
 
 
-def _on_white(colour, alpha):
-    """The documented compositing: alpha * colour + (1 - alpha) * white, rounded."""
+def _on_white(color, alpha):
+    """The documented compositing: alpha * color + (1 - alpha) * white, rounded."""
     a = alpha[..., None].astype(np.float64) / 255
-    rgb = np.broadcast_to(colour[..., None] if colour.ndim == 2 else colour, alpha.shape + (3,))
+    rgb = np.broadcast_to(color[..., None] if color.ndim == 2 else color, alpha.shape + (3,))
     return np.rint(rgb * a + 255 * (1 - a)).astype(np.uint8)
 
 
-def _as_rgb(grey):
-    return np.repeat(grey[..., None], 3, axis=2)
+def _as_rgb(gray):
+    return np.repeat(gray[..., None], 3, axis=2)
 
 
 def _cases():
     """(mode, make the PIL image, the same content as an 8-bit RGB array, file suffix)."""
-    g, c = _grey(), _colour()
-    alpha = _grey(seed=1)
+    g, c = _gray(), _color()
+    alpha = _gray(seed=1)
     cmyk = np.random.default_rng(2).integers(0, 256, (6, 7, 4), dtype=np.uint8)
     bits = np.random.default_rng(3).random((6, 7)) > 0.5
-    palette = _colour(seed=4, shape=(4,))
+    palette = _color(seed=4, shape=(4,))
     index = np.random.default_rng(5).integers(0, 4, (6, 7), dtype=np.uint8)
 
     def p_with_transparency():
@@ -174,7 +174,7 @@ def test_every_mode_loads_like_the_same_picture_saved_as_8_bit_rgb(tmp_path, mod
     assert np.abs(from_pil - want).max() <= 1
 
 
-def test_a_16_bit_greyscale_png_is_scaled_not_clipped(tmp_path):
+def test_a_16_bit_grayscale_png_is_scaled_not_clipped(tmp_path):
     ramp = np.linspace(0, 65535, 64 * 64).reshape(64, 64).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "ramp.png")
     loaded = np.asarray(data.load_image(tmp_path / "ramp.png"))[..., 0]
@@ -195,7 +195,7 @@ def _png_bytes(size=64):
     import io
 
     buffer = io.BytesIO()
-    Image.fromarray(_colour(shape=(size, size))).save(buffer, format="PNG")
+    Image.fromarray(_color(shape=(size, size))).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -203,7 +203,7 @@ def _jpeg_bytes(size=64):
     import io
 
     buffer = io.BytesIO()
-    Image.fromarray(_colour(shape=(size, size))).save(buffer, format="JPEG")
+    Image.fromarray(_color(shape=(size, size))).save(buffer, format="JPEG")
     return buffer.getvalue()
 
 

@@ -44,7 +44,7 @@ def test_normalized_is_per_image_and_never_nan():
 @pytest.mark.parametrize("bad,match", [
     (torch.zeros(224, 224), "shape"),
     (torch.zeros(1, 1, 3, 224, 224), "shape"),
-    (torch.zeros(1, 1, 224, 224), "3 colour channels"),
+    (torch.zeros(1, 1, 224, 224), "3 color channels"),
     (torch.zeros(1, 3, 32, 32, dtype=torch.uint8), "float"),
     (torch.full((1, 3, 32, 32), float("nan")), "NaN"),
 ])

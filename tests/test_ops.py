@@ -37,7 +37,7 @@ def test_every_baseline_name(lite0):
     with pytest.raises(ValueError, match="Classifier"):
         baseline_image(x, "black")
     with pytest.raises(ValueError, match="Unknown baseline"):
-        baseline_image(x, "grey")
+        baseline_image(x, "gray")
 
 
 def test_gaussian_blur_keeps_constants_and_the_mean_of_a_symmetric_image():

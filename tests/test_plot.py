@@ -30,7 +30,7 @@ def test_grid_has_one_row_per_image_and_one_column_per_method():
     assert fig.axes[1].get_title() == "a" and fig.axes[0].get_title() == "x"
 
 
-def test_overlay_keeps_its_style_and_adds_a_colour_bar_on_request():
+def test_overlay_keeps_its_style_and_adds_a_color_bar_on_request():
     fig, ax = plt.subplots()
     plot.overlay(ax, np.zeros((8, 8, 3)), torch.rand(8, 8))
     assert len(fig.axes) == 1
@@ -81,11 +81,11 @@ def test_show_map_clips_at_the_percentile_and_overlays_an_image():
     assert artist.colorbar.solids.get_alpha() == 1.0  # the bar is opaque although the map is not
 
 
-def test_map_grid_shares_one_scale_and_one_colour_bar():
+def test_map_grid_shares_one_scale_and_one_color_bar():
     small, large = torch.rand(2, 6, 6), 5 * torch.rand(2, 6, 6) - 2.5
     images = [np.zeros((6, 6, 3))] * 2
     fig = plot.map_grid({"small": small, "large": large}, images=images, row_titles=["p", "q"])
-    assert len(fig.axes) == 2 * 3 + 1  # 2 rows x (image + 2 maps) + the shared colour bar
+    assert len(fig.axes) == 2 * 3 + 1  # 2 rows x (image + 2 maps) + the shared color bar
     limit = float(large.abs().max())
     clims = {ax.get_images()[-1].get_clim() for r, ax in enumerate(fig.axes[:6]) if r % 3}
     assert clims == {(-limit, limit)}
@@ -96,7 +96,7 @@ def test_map_grid_shares_one_scale_and_one_colour_bar():
         plot.map_grid({"a": small, "b": torch.rand(3, 6, 6)})
 
 
-def test_superpixel_values_are_centred_on_zero():
+def test_superpixel_values_are_centered_on_zero():
     segments = np.array([[0, 0, 1], [2, 2, 1]])
     fig, ax = plt.subplots()
     artist = plot.superpixel_values(ax, np.zeros((2, 3, 3)), segments, {0: 0.5, 2: -2.0})

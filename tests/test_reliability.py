@@ -401,10 +401,10 @@ def test_fuzz_command_lines_exit_0_or_2_with_one_error_line(tmp_path, capsys, mo
     rng = random.Random(FUZZ_SEED)
     (tmp_path / "folder").mkdir()
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)).save(tmp_path / "ok.png")
-    Image.fromarray(np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50).save(tmp_path / "grey16.png")
+    Image.fromarray(np.arange(1200, dtype=np.uint16).reshape(30, 40) * 50).save(tmp_path / "gray16.png")
     (tmp_path / "text.png").write_bytes(b"no picture here")
     (tmp_path / "cut.png").write_bytes((tmp_path / "ok.png").read_bytes()[:100])
-    images = ["ok.png", "grey16.png", "text.png", "cut.png", "missing.png", "folder"]
+    images = ["ok.png", "gray16.png", "text.png", "cut.png", "missing.png", "folder"]
     for i in range(6):  # random images in random formats and modes, some of them broken
         kind, content = _image_bytes(rng)
         how, content = _broken(rng, content)

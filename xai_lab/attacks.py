@@ -3,7 +3,7 @@
 
 Budgets are given in pixel units of 0..255 and converted through the classifier's input
 scaling, so ``eps=8`` means "no pixel channel moves by more than 8/255", whatever the model's
-normalisation. Adversarial images always stay valid (pixels in [0, 1]).
+normalization. Adversarial images always stay valid (pixels in [0, 1]).
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Deep feature factorization (Collins, Achanta & Süsstrunk 2018, "Deep Feature Factorization
 for Concept Discovery"): the activations of a layer over a batch of images, one row per spatial
-position, factorised with non-negative matrix factorization,
+position, factorized with non-negative matrix factorization,
 
     V [N*h*w, K] ~= W [N*h*w, k] H [k, K],    W, H >= 0,
 
@@ -40,7 +40,7 @@ class Factorization:
 
 
 def nndsvda(v: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Non-negative double SVD initialisation (Boutsidis & Gallopoulos 2008) of V [m, K] >= 0:
+    """Non-negative double SVD initialization (Boutsidis & Gallopoulos 2008) of V [m, K] >= 0:
     for each singular triplet (s, u, v) keep the positive or negative parts of u and v,
     whichever pair has the larger norm product; zeros are then filled with mean(V) ("a" variant,
     so that multiplicative updates can move them)."""

@@ -24,6 +24,8 @@ import numpy as np
 from PIL import Image
 
 DATA_ENV = "XAI_LAB_DATA_DIR"
+#: The license of the MSLD v1 images (Ali et al. 2022): attribution, non-commercial, share-alike.
+MSLD_LICENSE = "CC BY-NC-SA 4.0"
 IMAGENET_URL = ("https://raw.githubusercontent.com/EliSchwartz/imagenet-sample-images/"
                 "bc69043e2862758a1906c6a24a792bb28c6bb2ff/{file}")
 MSLD_URL = ("https://raw.githubusercontent.com/deepankarvarma/Monkeypox-Skin-Lesion-Detection-OpenCV-TensorFlow-Keras/"
@@ -41,7 +43,7 @@ class ImageError(ValueError):
     values outside the range its mode allows). The message names the file."""
 
 
-#: The colour transparent pixels are composited on by :func:`load_image`.
+#: The color transparent pixels are composited on by :func:`load_image`.
 BACKGROUND = (255, 255, 255)
 
 
@@ -65,15 +67,15 @@ def load_image(image) -> Image.Image:
 
     Every PIL mode is converted by what its values mean, never by clipping:
 
-    * 16-bit greyscale (``I;16``, ``I;16B``, ...): scaled by the bit depth, level v -> round(v * 255 / 65535);
+    * 16-bit grayscale (``I;16``, ``I;16B``, ...): scaled by the bit depth, level v -> round(v * 255 / 65535);
     * 32-bit integer ``I`` (its bit depth is not stored): values must lie in 0..65535; an image whose
       largest value is above 255 is taken as 16-bit and scaled like ``I;16``, otherwise as 8-bit
       (so a 16-bit image that is entirely darker than level 256 of 65535 reads as 8-bit);
     * float ``F``: finite values in [0, 1] are scaled by 255, values in [0, 255] (largest above 1)
       are taken as 8-bit levels; NaN, infinity or values outside [0, 255] raise :class:`ImageError`;
     * transparency (``RGBA``, ``LA``, ``PA``, premultiplied ``RGBa``/``La``, and ``P``/``L``/``RGB``/16-bit
-      grey with a transparent colour): composited on a **white** background (:data:`BACKGROUND`),
-      out = (alpha * colour + (255 - alpha) * 255) / 255, rounded;
+      gray with a transparent color): composited on a **white** background (:data:`BACKGROUND`),
+      out = (alpha * color + (255 - alpha) * 255) / 255, rounded;
     * ``1``, ``L``, ``P``, ``CMYK``, ``YCbCr``, ``HSV``, ``LAB``, ``RGBX``: PIL's conversion to RGB.
 
     A missing path raises ``FileNotFoundError``; a file that cannot be decoded as an image (not
@@ -119,14 +121,14 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     """One PIL image of any mode -> 8-bit RGB (the rules are listed in :func:`load_image`)."""
     if im.mode.startswith("I;16"):
         values = np.asarray(im)
-        return _grey_to_rgb(values, 255 / 65535, im.info.get("transparency"))
+        return _gray_to_rgb(values, 255 / 65535, im.info.get("transparency"))
     if im.mode == "I":
         values = np.asarray(im)
         low, high = (int(values.min()), int(values.max())) if values.size else (0, 0)
         if low < 0 or high > 65535:
             raise ImageError(f"a 32-bit integer (mode I) image must hold levels 0..65535 (8 or 16 bit), "
                              f"got {low}..{high}; scale it to 0..255 yourself")
-        return _grey_to_rgb(values, 255 / 65535 if high > 255 else 1.0, im.info.get("transparency"))
+        return _gray_to_rgb(values, 255 / 65535 if high > 255 else 1.0, im.info.get("transparency"))
     if im.mode == "F":
         values = np.asarray(im).astype(np.float64)
         if not np.isfinite(values).all():
@@ -135,11 +137,11 @@ def _to_rgb(im: Image.Image) -> Image.Image:
         if low < 0 or high > 255:
             raise ImageError(f"a float (mode F) image must hold values in [0, 1] or [0, 255], got {low:g}..{high:g}")
         return _levels_to_rgb(values * (255.0 if high <= 1 else 1.0))
-    if im.mode in ("RGBa", "La"):  # premultiplied: the colour is already alpha * colour
+    if im.mode in ("RGBa", "La"):  # premultiplied: the color is already alpha * color
         pixels = np.asarray(im).astype(np.float64)
         alpha = pixels[..., -1:] / 255.0
-        colour = np.broadcast_to(pixels[..., :-1], pixels.shape[:2] + (3,))
-        return _rgb_array(colour + np.asarray(BACKGROUND, dtype=np.float64) * (1.0 - alpha))
+        color = np.broadcast_to(pixels[..., :-1], pixels.shape[:2] + (3,))
+        return _rgb_array(color + np.asarray(BACKGROUND, dtype=np.float64) * (1.0 - alpha))
     if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
         pixels = np.asarray(im.convert("RGBA")).astype(np.float64)
         alpha = pixels[..., 3:] / 255.0
@@ -151,12 +153,12 @@ def _to_rgb(im: Image.Image) -> Image.Image:
 
 
 def _levels_to_rgb(levels: np.ndarray) -> Image.Image:
-    """Greyscale levels in [0, 255] (floats) [H, W] -> RGB, rounded to the nearest level."""
+    """Grayscale levels in [0, 255] (floats) [H, W] -> RGB, rounded to the nearest level."""
     return _rgb_array(np.repeat(levels[..., None], 3, axis=2))
 
 
-def _grey_to_rgb(values: np.ndarray, scale: float, transparent) -> Image.Image:
-    """Integer grey levels [H, W] times ``scale`` -> RGB; pixels equal to the ``transparent`` level
+def _gray_to_rgb(values: np.ndarray, scale: float, transparent) -> Image.Image:
+    """Integer gray levels [H, W] times ``scale`` -> RGB; pixels equal to the ``transparent`` level
     (a PNG tRNS key, if any) become the background."""
     rgb = np.repeat((values.astype(np.float64) * scale)[..., None], 3, axis=2)
     if isinstance(transparent, int):
@@ -165,7 +167,7 @@ def _grey_to_rgb(values: np.ndarray, scale: float, transparent) -> Image.Image:
 
 
 def _rgb_array(levels: np.ndarray) -> Image.Image:
-    """Colour levels in [0, 255] (floats) [H, W, 3] -> RGB, rounded to the nearest level."""
+    """Color levels in [0, 255] (floats) [H, W, 3] -> RGB, rounded to the nearest level."""
     return Image.fromarray(np.clip(np.rint(levels), 0, 255).astype(np.uint8), "RGB")
 
 

@@ -3,7 +3,7 @@
 A method is a function ``fn(ctx, **options) -> Result`` registered under a fixed name
 (:mod:`xai_lab.registry`). ``explain`` checks the input and the options, builds the
 :class:`~xai_lab.context.Context` the method sees, upsamples layer maps, times the run and puts
-the model back as it found it (mode, hooks, gradient flags). Calls on one model are serialised
+the model back as it found it (mode, hooks, gradient flags). Calls on one model are serialized
 by a lock per model, so threads sharing a model get the maps they would get alone.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ _LOCKS_GUARD = threading.Lock()
 
 
 def model_lock(model: nn.Module) -> threading.RLock:
-    """The lock that serialises explanations of ``model`` (one per model object, re-entrant)."""
+    """The lock that serializes explanations of ``model`` (one per model object, re-entrant)."""
     with _LOCKS_GUARD:
         lock = _LOCKS.get(model)
         if lock is None:
@@ -80,7 +80,7 @@ def explain(classifier_or_model, x, method: str | Sequence[str] | dict = "gradca
     stochastic methods reproducible. ``progress``: show progress bars for long methods (default:
     when standard error is a terminal). ``reshape``: a callable turning the layer's output into a
     feature map [N, K, h, w] for models whose layers give token sequences (ViT ``[N, 1 + h*w, C]``
-    and Swin ``[N, h, w, C]`` are recognised without it). ``options`` go to the method.
+    and Swin ``[N, h, w, C]`` are recognized without it). ``options`` go to the method.
 
     ``method`` may also be a list of names (``options`` then go to every one of them) or a dict
     name -> options; the result is a dict name -> Explanation, and methods that are functions

@@ -23,7 +23,7 @@ def check_input(x) -> torch.Tensor:
     if x.dim() != 4:
         raise ValueError(f"x must have shape [N, 3, H, W] or [3, H, W], got {list(x.shape)}")
     if x.shape[1] != 3:
-        raise ValueError(f"x must have 3 colour channels in dimension 1, got shape {list(x.shape)}")
+        raise ValueError(f"x must have 3 color channels in dimension 1, got shape {list(x.shape)}")
     if x.shape[0] == 0:
         raise ValueError("x holds no images")
     if x.shape[2] < 2 or x.shape[3] < 2:
@@ -71,14 +71,14 @@ def normalize_per_image(maps: torch.Tensor) -> torch.Tensor:
 
 
 def upsample(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """Bilinear resize of [N, h, w] maps to ``size`` (half-pixel centres, as cv2 and PIL do)."""
+    """Bilinear resize of [N, h, w] maps to ``size`` (half-pixel centers, as cv2 and PIL do)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float = 5.0) -> torch.Tensor:
-    """Separable Gaussian blur of [N, C, H, W]: kernel exp(-t^2 / 2 sigma^2) normalised, radius
+    """Separable Gaussian blur of [N, C, H, W]: kernel exp(-t^2 / 2 sigma^2) normalized, radius
     3 sigma (at least 1, at most what the image size allows), reflect padding."""
     from torchvision.transforms.functional import gaussian_blur as tv_blur
 
@@ -94,7 +94,7 @@ def baseline_image(x: torch.Tensor, baseline: str | float | torch.Tensor, classi
     """What removed or occluded pixels become, in model-input units, shaped like ``x``:
 
     * ``"black"``: pixel 0 under the classifier's input scaling (-1 for EfficientNet-Lite0, not 0);
-    * ``"zero"``: 0 in model-input units (the ImageNet mean colour for mean/std-scaled models);
+    * ``"zero"``: 0 in model-input units (the ImageNet mean color for mean/std-scaled models);
     * ``"mean"``: each image's per-channel mean;
     * ``"blur"``: a blurred copy (Gaussian, std ``sigma`` pixels);
     * a number (in model-input units) or a tensor broadcastable to ``x``."""

@@ -3,17 +3,17 @@
 One vocabulary for every map (Kindermans et al. 2019 and Adebayo et al. 2018 show how much
 a display choice can suggest):
 
-* unsigned maps (Grad-CAM, |gradient|, RISE) use a perceptually uniform colour map
+* unsigned maps (Grad-CAM, |gradient|, RISE) use a perceptually uniform color map
   (:data:`UNSIGNED_CMAP`, viridis) from 0 to a limit;
 * signed maps (input x gradient, integrated gradients, SHAP, occlusion, LIME weights) use a
-  diverging colour map (:data:`SIGNED_CMAP`, red positive, blue negative) on limits
+  diverging color map (:data:`SIGNED_CMAP`, red positive, blue negative) on limits
   [-L, L], so that white is exactly zero;
-* maps compared in one figure share one scale (:func:`map_grid`), and a colour bar says what
-  the colours mean;
+* maps compared in one figure share one scale (:func:`map_grid`), and a color bar says what
+  the colors mean;
 * spiky maps can be clipped at a percentile of their absolute values (:func:`percentile_limit`),
   which the caption should state.
 
-:func:`overlay` and :func:`grid` keep the older style (each map min-max normalised on its own,
+:func:`overlay` and :func:`grid` keep the older style (each map min-max normalized on its own,
 ``jet``) for the chapters that use them.
 """
 from __future__ import annotations
@@ -74,7 +74,7 @@ def _one_map(saliency) -> np.ndarray:
 
 
 def _colorbar(artist, ax, **options):
-    """A colour bar for ``artist`` drawn opaque (a map laid over an image is translucent)."""
+    """A color bar for ``artist`` drawn opaque (a map laid over an image is translucent)."""
     figure = ax[0].figure if isinstance(ax, list) else ax.figure
     bar = figure.colorbar(artist, ax=ax, **options)
     bar.solids.set_alpha(1.0)
@@ -86,7 +86,7 @@ def percentile_limit(maps, q: float = 99.0) -> float:
     map for a per-map limit, several for a shared one). Clipping a spiky gradient map at its
     99th percentile keeps a few extreme pixels from turning the rest of the map white.
     ``q = 100`` is the largest magnitude. Never below the smallest positive float, so that it
-    can serve as a colour limit for an all-zero map."""
+    can serve as a color limit for an all-zero map."""
     if isinstance(q, bool) or not isinstance(q, (int, float)) or not 0 < q <= 100:
         raise ValueError(f"q must be a percentile in (0, 100], got {q!r}")
     values = np.abs(_raw(maps)).ravel()
@@ -102,7 +102,7 @@ def clip_percentile(maps, q: float = 99.0) -> tuple[torch.Tensor, float]:
 
 
 def is_signed(maps) -> bool:
-    """True when any value is negative (then the map needs a colour scale centred on zero)."""
+    """True when any value is negative (then the map needs a color scale centered on zero)."""
     return bool((_raw(maps) < 0).any())
 
 
@@ -119,11 +119,11 @@ def show_map(ax, saliency, image: np.ndarray | None = None, signed: bool | None 
              limits: tuple[float, float] | None = None, clip: float | None = None, cmap: str | None = None,
              alpha: float = 0.6, colorbar: bool = True, title: str | None = None):
     """Draw one map [H, W] with its raw values on ``ax``, optionally over ``image`` (HxWx3 in
-    [0, 1]; the map then drawn with ``alpha``). Colours: :func:`color_limits` (signed maps
-    centred on zero with :data:`SIGNED_CMAP`, unsigned from 0 with :data:`UNSIGNED_CMAP`)
+    [0, 1]; the map then drawn with ``alpha``). Colors: :func:`color_limits` (signed maps
+    centered on zero with :data:`SIGNED_CMAP`, unsigned from 0 with :data:`UNSIGNED_CMAP`)
     unless ``limits`` fixes them (for a scale shared with other maps). ``clip = q`` clips at
-    the q-th percentile of |map| (values beyond show the end colour). Adds a colour bar unless
-    ``colorbar=False``. Returns the map's image artist (``.colorbar`` is its colour bar)."""
+    the q-th percentile of |map| (values beyond show the end color). Adds a color bar unless
+    ``colorbar=False``. Returns the map's image artist (``.colorbar`` is its color bar)."""
     m = _one_map(saliency)
     signed = is_signed(m) if signed is None else signed
     vmin, vmax = limits if limits is not None else color_limits(m, signed, clip)
@@ -145,7 +145,7 @@ def show_map(ax, saliency, image: np.ndarray | None = None, signed: bool | None 
 
 def overlay(ax, image: np.ndarray, saliency, alpha: float = 0.5, cmap: str = "jet", title: str | None = None,
             colorbar: bool = False):
-    """Draw ``image`` (HxWx3 in [0, 1]) with the min-max normalised ``saliency`` on top (0 = the
+    """Draw ``image`` (HxWx3 in [0, 1]) with the min-max normalized ``saliency`` on top (0 = the
     map's minimum, 1 = its maximum; ``colorbar=True`` adds a bar saying so)."""
     ax.imshow(image)
     artist = ax.imshow(_map_array(saliency), cmap=cmap, alpha=alpha, vmin=0, vmax=1,
@@ -182,10 +182,10 @@ def map_grid(columns: dict[str, Sequence], images: Sequence[np.ndarray] | None =
              row_titles: Sequence[str] | None = None, signed: bool | None = None, clip: float | None = None,
              alpha: float = 0.6, size: float = 2.2, label: str | None = None):
     """Maps compared on ONE scale: one row per image, one column per entry of ``columns``
-    (title -> maps [N, H, W] or an Explanation), and one colour bar for the whole figure.
+    (title -> maps [N, H, W] or an Explanation), and one color bar for the whole figure.
     With ``images`` the first column shows the image and the maps lie over it. The limits come
     from :func:`color_limits` over every map of the figure (``clip = q``: the q-th percentile of
-    all their magnitudes). Returns the figure; its last axes is the shared colour bar."""
+    all their magnitudes). Returns the figure; its last axes is the shared color bar."""
     import matplotlib.pyplot as plt
 
     maps = {title: _raw(m) for title, m in columns.items()}
@@ -216,8 +216,8 @@ def map_grid(columns: dict[str, Sequence], images: Sequence[np.ndarray] | None =
 
 def superpixel_values(ax, image: np.ndarray, segments, values, limit: float | None = None,
                       colorbar: bool = True, title: str | None = None, alpha: float = 0.55):
-    """Each superpixel of ``image`` coloured by its value (``values``: one per label 0..K-1, or a
-    dict label -> value, missing labels 0), on a diverging scale centred on zero ([-limit, limit],
+    """Each superpixel of ``image`` colored by its value (``values``: one per label 0..K-1, or a
+    dict label -> value, missing labels 0), on a diverging scale centered on zero ([-limit, limit],
     default the largest magnitude): red raises the score, blue lowers it. Superpixel boundaries
     in black. Returns the artist."""
     from skimage.segmentation import mark_boundaries

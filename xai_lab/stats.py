@@ -44,6 +44,9 @@ class Direction(str, Enum):
 HIGHER_IS_BETTER = Direction.HIGHER
 LOWER_IS_BETTER = Direction.LOWER
 
+#: The interval level of every interval the project reports (the book says it from here).
+LEVEL = 0.95
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -53,7 +56,7 @@ class Interval:
     low: float
     high: float
     n: int
-    level: float = 0.95
+    level: float = LEVEL
 
     def format(self, digits: int = 3, signed: bool = False) -> str:
         """``"value [low, high]"`` with ``digits`` decimals (``signed``: with a + on positive numbers)."""
@@ -113,7 +116,7 @@ def _cluster_index(clusters: Sequence | None, n: int) -> np.ndarray:
     return np.array([rank[c] for c in clusters], dtype=np.int64)
 
 
-def bootstrap(values, clusters: Sequence | None = None, level: float = 0.95, resamples: int = 2000, seed: int = 0,
+def bootstrap(values, clusters: Sequence | None = None, level: float = LEVEL, resamples: int = 2000, seed: int = 0,
               statistic: Statistic = weighted_mean) -> Interval:
     """The statistic of ``values`` (default the mean) with its percentile bootstrap interval.
 
@@ -138,7 +141,7 @@ def bootstrap(values, clusters: Sequence | None = None, level: float = 0.95, res
     return Interval(point, float(low), float(high), int(v.shape[0]), level)
 
 
-def paired_bootstrap(a, b, clusters: Sequence | None = None, level: float = 0.95, resamples: int = 2000,
+def paired_bootstrap(a, b, clusters: Sequence | None = None, level: float = LEVEL, resamples: int = 2000,
                      seed: int = 0) -> Interval:
     """``mean(a) - mean(b)`` over the same N items (or the clusters' items), with the percentile
     bootstrap interval of the difference: each resample draws the same items for ``a`` and

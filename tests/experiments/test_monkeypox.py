@@ -52,13 +52,13 @@ def test_image_split_is_stratified_and_leaks_patients(records):
         monkeypox.split_by("by day", records, 0)
 
 
-def test_nearest_neighbours_find_the_same_patient(records):
+def test_nearest_neighbors_find_the_same_patient(records):
     """Features that encode the patient: every test image whose patient is in training finds it."""
     patients = sorted({r.patient_id for r in records})
     features = torch.stack([torch.nn.functional.one_hot(torch.tensor(patients.index(r.patient_id)), len(patients)).float()
                             + 0.01 * k for k, r in enumerate(records)])
     split = monkeypox.image_split(records, seed=1)
-    near = monkeypox.nearest_neighbours(features, records, split)
+    near = monkeypox.nearest_neighbors(features, records, split)
     train_patients = {r.patient_id for r in split["train"]}
     assert near.n_test == len(split["test"])
     assert near.seen == sum(r.patient_id in train_patients for r in split["test"]) == near.same_patient
@@ -82,7 +82,7 @@ def test_split_leak_on_features_that_carry_the_label(records):
     assert all(v == pytest.approx(1.0) for kind in monkeypox.SPLITS for v in leak.scores[kind])
     assert isinstance(leak.difference, Interval) and leak.difference.value == pytest.approx(0.0)
     assert leak.mean("by patient").value == pytest.approx(1.0)
-    knn = monkeypox.split_leak(features, records, settings, seeds=range(2), scorer="nearest_neighbour")
+    knn = monkeypox.split_leak(features, records, settings, seeds=range(2), scorer="nearest_neighbor")
     assert knn.score == "test accuracy" and knn.scores["by image"] == (1.0, 1.0)
     with pytest.raises(ValueError, match="scorer"):
         monkeypox.split_leak(features, records, settings, scorer="svm")

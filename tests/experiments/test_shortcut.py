@@ -1,5 +1,5 @@
 """The planted shortcut: mark positions, the transforms, training and evaluation plumbing, and
-localisation scores on a toy classifier whose output depends only on the mark's pixels."""
+localization scores on a toy classifier whose output depends only on the mark's pixels."""
 import numpy as np
 import pytest
 import torch
@@ -16,12 +16,12 @@ from xai_lab.models.cache import CacheWarning
 from xai_lab.stats import Interval, bootstrap
 
 SIZE = 64  # toy images: 64 x 64; the mark 8 x 8 (area fraction 1/64)
-MARK = Mark(size=8, colour=(1.0, 0.0, 1.0), seed=3)
+MARK = Mark(size=8, color=(1.0, 0.0, 1.0), seed=3)
 
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    """Six grey-ish noise images (no magenta anywhere), three patients per class, 64 x 64 PNGs."""
+    """Six gray-ish noise images (no magenta anywhere), three patients per class, 64 x 64 PNGs."""
     folder = tmp_path_factory.mktemp("toy_msld")
     rng = np.random.default_rng(0)
     out = []
@@ -102,8 +102,8 @@ def test_bad_marks_and_classes():
         shortcut.mark_box("a", Mark(size=9), 8, 20)
     with pytest.raises(ValueError, match="positive"):
         Mark(size=0)
-    with pytest.raises(ValueError, match="colour"):
-        Mark(colour=(1.0, 0.0, 2.0))
+    with pytest.raises(ValueError, match="color"):
+        Mark(color=(1.0, 0.0, 2.0))
     with pytest.raises(ValueError, match="Unknown class"):
         shortcut.marked(MARK, on=("Monkeypox", "Cowpox"))
     with pytest.raises(TypeError, match="sequence of class names"):
@@ -234,14 +234,14 @@ def test_patient_interval_averages_patients_then_bootstraps_them():
         shortcut.patient_interval([1, 2, 3], ["a", "b"])
 
 
-# ----------------------------------------------------------------------------- localisation
+# ----------------------------------------------------------------------------- localization
 
 METHODS = {"saliency": {}, "gradcam": {}, "occlusion": {"window": 8, "stride": 4}, "random": {}}
 
 
 @pytest.fixture(scope="module")
 def scores(records, detector):
-    return shortcut.localisation_scores(detector, records, METHODS, MARK, batch_size=4, keep_maps=2, resamples=200)
+    return shortcut.localization_scores(detector, records, METHODS, MARK, batch_size=4, keep_maps=2, resamples=200)
 
 
 def test_a_good_method_finds_the_mark_and_random_does_not(scores):
@@ -273,7 +273,7 @@ def test_scores_keep_maps_inputs_and_costs(scores, records, detector):
 
 
 def test_without_the_mark_maps_are_constant_and_point_nowhere(records, detector):
-    out = shortcut.localisation_scores(detector, records, ["saliency"], MARK, transform=shortcut.marked(MARK, ()),
+    out = shortcut.localization_scores(detector, records, ["saliency"], MARK, transform=shortcut.marked(MARK, ()),
                                        resamples=50)
     assert out["per_image"]["saliency"]["relevance_mass"].tolist() == [0.0] * 6
     # all-zero maps: no maximum to point with
@@ -281,18 +281,18 @@ def test_without_the_mark_maps_are_constant_and_point_nowhere(records, detector)
 
 
 def test_predicted_target_and_errors(records, detector):
-    out = shortcut.localisation_scores(detector, records[:2], ["saliency"], MARK, target=None, resamples=50)
+    out = shortcut.localization_scores(detector, records[:2], ["saliency"], MARK, target=None, resamples=50)
     assert out["target"] is None and out["summary"]["saliency"]["relevance_mass"].value == pytest.approx(1.0)
     with pytest.raises(ValueError, match="no records"):
-        shortcut.localisation_scores(detector, [], ["saliency"], MARK)
+        shortcut.localization_scores(detector, [], ["saliency"], MARK)
     with pytest.raises(ValueError, match="no methods"):
-        shortcut.localisation_scores(detector, records, [], MARK)
+        shortcut.localization_scores(detector, records, [], MARK)
     with pytest.raises(ValueError, match="by must be one of"):
         shortcut.ranking({"summary": {}}, by="iou")
 
 
 def test_a_method_can_have_its_own_layer(records, detector):
-    out = shortcut.localisation_scores(detector, records[:3], {"gradcam": {"layer": "conv"}, "layercam": {}}, MARK,
+    out = shortcut.localization_scores(detector, records[:3], {"gradcam": {"layer": "conv"}, "layercam": {}}, MARK,
                                        keep_maps=3, resamples=50)
     x = shortcut.inputs(detector, records[:3], shortcut.marked(MARK, msld.CATEGORIES))
     direct = xai_lab.explain(detector, x, method="gradcam", layer="conv", target=0, seed=0, progress=False)
@@ -309,13 +309,13 @@ def test_book_method_settings_are_valid():
 
 def test_a_costly_method_can_run_on_the_first_images_only(records, detector):
     methods = {"saliency": {}, "occlusion": {"window": 8, "stride": 8, "images": 3}}
-    out = shortcut.localisation_scores(detector, records, methods, MARK, batch_size=2, resamples=50)
+    out = shortcut.localization_scores(detector, records, methods, MARK, batch_size=2, resamples=50)
     assert out["per_image"]["saliency"]["relevance_mass"].shape == (6,)
     assert out["per_image"]["occlusion"]["relevance_mass"].shape == (3,)
     assert out["summary"]["occlusion"]["pointing_game"].n == 2                   # M1 (two images) and M2
     assert out["costs"]["occlusion"]["forward_passes"] == 8 * 8 + 1
     with pytest.raises(ValueError, match="at least 1"):
-        shortcut.localisation_scores(detector, records, {"saliency": {"images": 0}}, MARK)
+        shortcut.localization_scores(detector, records, {"saliency": {"images": 0}}, MARK)
 
 
 def test_tables_and_figures_show_the_computed_values(scores):

@@ -56,7 +56,7 @@ def test_gradcampp_closed_form_alpha_equals_true_higher_derivatives(tiny, tiny_i
     # The grad-cam library's variant drops the factor e^y: the same map up to a per-image scale.
     lib = xai_lab.explain(tiny, tiny_input, method="gradcampp", layer="act2", target=2, exp_score=False)
     assert torch.allclose(lib.layer_map * y.exp().view(-1, 1, 1), e.layer_map, rtol=1e-5)
-    # The authors' code normalises alpha over positions: a different map in general.
+    # The authors' code normalizes alpha over positions: a different map in general.
     norm = xai_lab.explain(tiny, tiny_input, method="gradcampp", layer="act2", target=2, normalize_alpha=True)
     alpha_n = alpha_true / alpha_true.sum((2, 3), keepdim=True)
     expected_n = (((alpha_n * d1.clamp_min(0)).sum((2, 3), keepdim=True)) * A).sum(1).clamp_min(0)

@@ -12,7 +12,7 @@ from xai_lab.ops import normalize_per_image
 
 def _randomize_biases(model: nn.Module, seed: int = 0) -> nn.Module:
     """Random conv/linear biases and batch-norm statistics, so that every bias term is nonzero
-    (torchvision initialises them to 0, 1 and 0, which would make the bias parts vanish)."""
+    (torchvision initializes them to 0, 1 and 0, which would make the bias parts vanish)."""
     g = torch.Generator().manual_seed(seed)
     rand = lambda t, scale, shift=0.0: t.copy_(torch.rand(t.shape, generator=g) * scale + shift)
     with torch.no_grad():

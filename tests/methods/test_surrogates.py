@@ -11,7 +11,7 @@ SLIC = {"n_segments": 9, "compactness": 100, "sigma": 0}
 
 class TextureVotes(nn.Module):
     """Two classes: 20 * [sum over ``regions`` of std(x in region) / std(x0 in region), need - 0.5].
-    Hiding a region's superpixel (mean colour) removes its texture: class 0 iff at least ``need``
+    Hiding a region's superpixel (mean color) removes its texture: class 0 iff at least ``need``
     regions are kept; nothing outside the regions matters."""
 
     def __init__(self, regions, x0, need=1):

@@ -97,7 +97,7 @@ def test_sanity_scores_pass_the_methods_options(tiny, tiny_input):
     assert record["options"] == {"steps": 4} and "sanity_spearman@1" in record["scores"]
 
 
-def test_evaluate_scores_localisation_against_a_mask(tiny, tiny_input):
+def test_evaluate_scores_localization_against_a_mask(tiny, tiny_input):
     protocol = Protocol(fractions=(0.5,), baselines=(0.0,), step=32, deletion_baseline=0.0)
     mask = torch.zeros(8, 8, dtype=torch.bool)
     mask[:4] = True
@@ -106,9 +106,9 @@ def test_evaluate_scores_localisation_against_a_mask(tiny, tiny_input):
     assert record["better"]["relevance_mass"] == record["better"]["pointing_game"] == "higher"
     saliency = torch.zeros(8, 8)
     saliency[0, 0] = 1.0
-    from xai_lab.metrics.comparison import localisation_scores
-    assert localisation_scores(saliency, mask) == {"relevance_mass": 1.0, "pointing_game": 1.0}
-    assert localisation_scores(torch.ones(8, 8), mask)["pointing_game"] == 0.0
+    from xai_lab.metrics.comparison import localization_scores
+    assert localization_scores(saliency, mask) == {"relevance_mass": 1.0, "pointing_game": 1.0}
+    assert localization_scores(torch.ones(8, 8), mask)["pointing_game"] == 0.0
 
 
 def test_summarize_resamples_clusters_whole():

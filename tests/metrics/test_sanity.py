@@ -7,7 +7,7 @@ from xai_lab.metrics import sanity_check
 from xai_lab.metrics.sanity import parameter_layers
 
 
-def test_cascading_randomisation_changes_gradcam_but_not_sobel(tiny, tiny_input):
+def test_cascading_randomization_changes_gradcam_but_not_sobel(tiny, tiny_input):
     before = {k: v.clone() for k, v in tiny.state_dict().items()}
     grad = sanity_check(tiny, tiny_input, "gradcam", layer="act2", target=1)
     assert grad["layers"] == ["fc", "conv2", "conv1"]

@@ -12,7 +12,7 @@ def test_class_activation_rises_far_above_its_start(lite0):
     assert torch.equal(vis.image, again.image)
 
 
-def test_channel_activation_rises_with_pixel_parametrisation(lite0):
+def test_channel_activation_rises_with_pixel_parametrization(lite0):
     vis = activation_maximization(lite0, target=("features.blocks.5", 3), steps=20, size=64,
                                   parametrization="pixel", lr=0.1, blur_sigma=0.5, l2=1e-3, seed=1)
     assert vis.curve[-1] > vis.start + 1.0

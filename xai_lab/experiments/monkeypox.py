@@ -4,9 +4,9 @@ classifier" and "What does the monkeypox classifier look at?").
 * The data: :func:`dataset_summary` and :func:`split_summary` (images and patients per class and
   split), :func:`images_per_patient`.
 * The split leak: :func:`image_split` (by image, the split that must not be used) against
-  :func:`xai_lab.data.patient_split`; :func:`nearest_neighbours` (does a test image's nearest
+  :func:`xai_lab.data.patient_split`; :func:`nearest_neighbors` (does a test image's nearest
   training image belong to its own patient?) and :func:`split_leak` (the test ROC AUC of the
-  linear probe, or of a 1-nearest-neighbour rule, under both kinds of split over several seeds).
+  linear probe, or of a 1-nearest-neighbor rule, under both kinds of split over several seeds).
 * Thresholds: :func:`balanced_accuracy` ``(TPR + TNR) / 2`` and :func:`best_threshold`.
 * The chosen cases: :func:`pick_cases` (the most confident right and wrong answers per class).
 * Edits for ``transform=`` of :func:`xai_lab.models.msld.predict`: :func:`border_band`,
@@ -113,7 +113,7 @@ def _cosine_nearest(features: torch.Tensor, train: torch.Tensor, test: torch.Ten
 
 
 @dataclass(frozen=True)
-class NearestNeighbours:
+class NearestNeighbors:
     """Of ``n_test`` test images, ``seen``: those whose patient also has training images;
     ``same_patient``: of these, those whose nearest training image (cosine similarity of the
     features) is a photograph of the same patient."""
@@ -123,14 +123,14 @@ class NearestNeighbours:
     same_patient: int
 
 
-def nearest_neighbours(features: torch.Tensor, records, split: dict) -> NearestNeighbours:
-    """:class:`NearestNeighbours` of ``split`` (features [N, D] in the order of ``records``)."""
+def nearest_neighbors(features: torch.Tensor, records, split: dict) -> NearestNeighbors:
+    """:class:`NearestNeighbors` of ``split`` (features [N, D] in the order of ``records``)."""
     train, test = _indices(records, split["train"]), _indices(records, split["test"])
     nearest = _cosine_nearest(features, train, test)
     train_patients = {r.patient_id for r in split["train"]}
     seen = [r.patient_id in train_patients for r in split["test"]]
     same = [records[int(j)].patient_id == r.patient_id for j, r in zip(nearest, split["test"])]
-    return NearestNeighbours(len(seen), sum(seen), sum(s and t for s, t in zip(seen, same)))
+    return NearestNeighbors(len(seen), sum(seen), sum(s and t for s, t in zip(seen, same)))
 
 
 def roc_auc(positive, score) -> float:
@@ -148,7 +148,7 @@ def balanced_accuracy(positive, score, threshold: float = 0.5) -> float:
 
 
 def best_threshold(positive, score) -> float:
-    """The observed score that, as threshold, maximises :func:`balanced_accuracy` (the lowest of
+    """The observed score that, as threshold, maximizes :func:`balanced_accuracy` (the lowest of
     equally good ones)."""
     candidates = np.unique(torch.as_tensor(score).double().numpy())
     return float(candidates[np.argmax([balanced_accuracy(positive, score, t) for t in candidates])])
@@ -174,7 +174,7 @@ def _nearest_accuracy(features, labels, records, split, settings) -> float:
     return float((guess == labels[test]).double().mean())
 
 
-SCORERS = {"head": ("test ROC AUC", _head_auc), "nearest_neighbour": ("test accuracy", _nearest_accuracy)}
+SCORERS = {"head": ("test ROC AUC", _head_auc), "nearest_neighbor": ("test accuracy", _nearest_accuracy)}
 
 
 @dataclass(frozen=True)
@@ -199,8 +199,8 @@ def split_leak(features: torch.Tensor, records, settings: msld.TrainSettings = m
     """What a split by image leaks: for each seed, the split by image and the split by patient
     (60/20/20, stratified by class), and the test score of ``scorer`` on the frozen features
     [N, D] (in the order of ``records``): ``"head"`` -- :func:`xai_lab.models.msld.fit_head`
-    (early stopping on the validation part), scored by the test ROC AUC; ``"nearest_neighbour"``
-    -- each test image labelled like its most similar training image (cosine), scored by the
+    (early stopping on the validation part), scored by the test ROC AUC; ``"nearest_neighbor"``
+    -- each test image labeled like its most similar training image (cosine), scored by the
     test accuracy. ``difference``: the percentile bootstrap (seed 0) of the mean paired
     difference over the seeds."""
     if scorer not in SCORERS:
@@ -309,11 +309,11 @@ STATISTICS = ("lightness L*", "a* (red)", "b* (yellow)", "contrast (sd L*)", "sa
 def image_statistics(records, band: torch.Tensor | None = None) -> dict[str, np.ndarray]:
     """Eight numbers per image that say nothing about lesions, each [N] in the order of ``records``
     (images resized to 224 x 224): mean lightness L* and mean a*, b* (CIELAB); the spread of L*
-    (contrast); mean HSV saturation; sharpness (variance of the Laplacian of the grey image,
+    (contrast); mean HSV saturation; sharpness (variance of the Laplacian of the gray image,
     times 1000); the mean L* of ``band`` (default :func:`border_band`) minus that of the inside
     (framing); and the individual typology angle ``ITA = arctan((L* - 50) / b*)`` in degrees of
     the image's median L* and b* (Chardon et al. 1991; a skin-tone measure, here of the whole
-    photograph; higher is lighter; b* floored at 1 so that greyish photographs keep its sign)."""
+    photograph; higher is lighter; b* floored at 1 so that grayish photographs keep its sign)."""
     from skimage.color import rgb2hsv, rgb2lab
     from skimage.filters import laplace
 
@@ -345,7 +345,7 @@ def statistic_aucs(statistics: dict[str, np.ndarray], records, split: dict, n_bo
     """Each statistic of :func:`image_statistics` (over ``records``) as a score of the test
     patients: its direction chosen on the training patients (AUC >= 1/2), its test ROC AUC with
     the patient bootstrap of :func:`xai_lab.models.msld.scores`; and "all (logistic
-    regression)": scikit-learn's logistic regression (C = 1) on the standardised statistics,
+    regression)": scikit-learn's logistic regression (C = 1) on the standardized statistics,
     fitted on the training patients."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -369,7 +369,7 @@ def statistic_aucs(statistics: dict[str, np.ndarray], records, split: dict, n_bo
     return out
 
 
-__all__ = ["EditEffect", "NearestNeighbours", "SPLITS", "STATISTICS", "SplitLeak", "StatisticAUC", "balanced_accuracy",
+__all__ = ["EditEffect", "NearestNeighbors", "SPLITS", "STATISTICS", "SplitLeak", "StatisticAUC", "balanced_accuracy",
            "best_threshold", "border_band", "dataset_summary", "edit_effects", "hide", "image_split", "image_statistics",
-           "images_per_patient", "nearest_neighbours", "patients_in_several_splits", "pick_cases", "roc_auc",
+           "images_per_patient", "nearest_neighbors", "patients_in_several_splits", "pick_cases", "roc_auc",
            "scale_brightness", "split_by", "split_leak", "split_summary", "statistic_aucs"]

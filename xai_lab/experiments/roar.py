@@ -39,7 +39,7 @@ import torch
 from tqdm import tqdm
 
 from ..metrics.removal import remove_top_fraction, removed_count
-from ..stats import Interval, paired_bootstrap
+from ..stats import LEVEL, Interval, paired_bootstrap
 
 ROAR_METHODS = ("gradcam", "fullgrad", "saliency", "rise", "random")
 DEFAULT_KS = (10, 20, 30, 40, 50, 60, 70, 80, 90)
@@ -294,7 +294,7 @@ def paired_difference(rows: Sequence[dict], records, a: str, b: str, k: float, c
         raise ValueError(f"the rows hold {len(probability[0])} test images, records has {len(records)}")
     positive = torch.tensor([r.label == msld.POSITIVE for r in records])
     correct = [((p >= 0.5) == positive).double() for p in probability]
-    return paired_bootstrap(correct[0], correct[1], [r.patient_id for r in records], 0.95, n_boot, seed)
+    return paired_bootstrap(correct[0], correct[1], [r.patient_id for r in records], LEVEL, n_boot, seed)
 
 
 def summarize(rows: Sequence[dict], records, n_boot: int = 2000, seed: int = 0) -> dict:
@@ -381,7 +381,7 @@ def plot_curves(rows: Sequence[dict], records, methods: Sequence[str] | None = N
                     ls="--" if method == "random" else "-")
             ax.fill_between(ks, [r[f"{curve}_accuracy_low"] for r in part], [r[f"{curve}_accuracy_high"] for r in part],
                             color=colors.get(method), alpha=0.12)
-        ax.axhline(majority, color="grey", lw=0.8, ls=":")
+        ax.axhline(majority, color="gray", lw=0.8, ls=":")
         ax.set(title=title, xlabel="k: % of pixels removed (most salient first)")
     axes[0].set_ylabel("test accuracy (95 % patient bootstrap)")
     axes[1].legend(fontsize=8)

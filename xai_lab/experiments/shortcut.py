@@ -1,11 +1,11 @@
-"""A planted shortcut: a coloured square on the MSLD images of chosen classes, a classifier
+"""A planted shortcut: a colored square on the MSLD images of chosen classes, a classifier
 trained on them, and a score of how well each explanation method finds the square.
 
 Shortcut learning (Geirhos et al. 2020, "Shortcut learning in deep neural networks"): a model
 learns a decision rule that works on its training data for a reason other than the intended one.
 Here the reason is known exactly, because we put it there:
 
-* :class:`Mark` -- a ``size`` x ``size`` square of one RGB ``colour``. Its position in an image is
+* :class:`Mark` -- a ``size`` x ``size`` square of one RGB ``color``. Its position in an image is
   drawn from ``sha256(f"{seed}/{image_id}")``: uniform over every position that keeps the whole
   square inside, the same for the same image on every call and every machine, different from
   image to image (:func:`mark_box`, :func:`mark_mask`).
@@ -13,11 +13,11 @@ Here the reason is known exactly, because we put it there:
   :func:`xai_lab.models.msld.train`, ``predict`` and ``evaluate`` that plants the mark on the
   images of the classes in ``on`` (``("Monkeypox",)``: the shortcut; both classes: fix 1, the mark
   then carries no information about the class; ``()``: clean images).
-* :func:`masked` -- the mark's box filled with the mean colour of the rest of the image, on the
+* :func:`masked` -- the mark's box filled with the mean color of the rest of the image, on the
   images of every class in ``on`` (fix 2). Filling it on one class only would leave a flat square
   on that class alone: a new shortcut.
 * :func:`train_marked` -- the MSLD classifier's twin trained on transformed images.
-* :func:`localisation_scores` -- explain the marked images with each method and score the map on
+* :func:`localization_scores` -- explain the marked images with each method and score the map on
   the mark's box by relevance mass (Arras et al. 2022) and the pointing game (Zhang et al. 2018),
   each as a mean over patients with a percentile bootstrap interval over patients.
 """
@@ -33,7 +33,7 @@ from ..explain import explain
 from ..metrics import pointing_game, relevance_mass
 from ..models import Classifier, msld
 from ..models import cache as model_cache
-from ..stats import Interval, bootstrap
+from ..stats import LEVEL, Interval, bootstrap
 
 SCORES = ("relevance_mass", "pointing_game")
 
@@ -59,20 +59,20 @@ CHAPTER_FAST_METHODS = {k: v for k, v in CHAPTER_METHODS.items()
 
 @dataclass(frozen=True)
 class Mark:
-    """A ``size`` x ``size`` pixel square of RGB ``colour`` (each in [0, 1]); ``seed`` picks the
+    """A ``size`` x ``size`` pixel square of RGB ``color`` (each in [0, 1]); ``seed`` picks the
     positions (one per image id, see :func:`mark_box`). The default, a 48-pixel magenta square
     (4.6 % of a 224 x 224 image), is one that the frozen-backbone MSLD head learns as a shortcut
     (shown in the book's chapter "Exposing a planted shortcut")."""
 
     size: int = 48
-    colour: tuple[float, float, float] = (1.0, 0.0, 1.0)
+    color: tuple[float, float, float] = (1.0, 0.0, 1.0)
     seed: int = 0
 
     def __post_init__(self):
         if not isinstance(self.size, int) or self.size < 1:
             raise ValueError(f"size must be a positive number of pixels, got {self.size!r}")
-        if len(self.colour) != 3 or not all(0 <= c <= 1 for c in self.colour):
-            raise ValueError(f"colour must be three RGB values in [0, 1], got {self.colour!r}")
+        if len(self.color) != 3 or not all(0 <= c <= 1 for c in self.color):
+            raise ValueError(f"color must be three RGB values in [0, 1], got {self.color!r}")
 
 
 def image_id(item) -> str:
@@ -128,12 +128,12 @@ def _check_classes(on: Sequence[str]) -> tuple[str, ...]:
 
 
 def plant(pixels: torch.Tensor, item, mark: Mark = Mark()) -> torch.Tensor:
-    """A copy of ``pixels`` [3, H, W] with the mark's box set to its colour."""
+    """A copy of ``pixels`` [3, H, W] with the mark's box set to its color."""
     _check_pixels(pixels)
     top, left, h, w = mark_box(item, mark, *pixels.shape[1:])
     out = pixels.clone()
-    colour = torch.tensor(mark.colour, dtype=pixels.dtype, device=pixels.device)
-    out[:, top:top + h, left:left + w] = colour.view(3, 1, 1)
+    color = torch.tensor(mark.color, dtype=pixels.dtype, device=pixels.device)
+    out[:, top:top + h, left:left + w] = color.view(3, 1, 1)
     return out
 
 
@@ -175,7 +175,7 @@ def masked(mark: Mark = Mark(), on: Sequence[str] = tuple(msld.CATEGORIES)) -> P
     return transform
 
 
-RECIPE = "shortcut v1: plant = box set to the colour; fill = box set to the mean outside it"  # in the cache key
+RECIPE = "shortcut v1: plant = box set to the color; fill = box set to the mean outside it"  # in the cache key
 
 
 def train_marked(transform: PixelTransform | None, copies: int = 2, seed: int = 0, records=None,
@@ -296,7 +296,7 @@ def plot_accuracy(results: Mapping[str, dict], metric: str = "accuracy", ax=None
     return ax
 
 
-def patient_interval(values, patients: Sequence[str], level: float = 0.95, resamples: int = 2000,
+def patient_interval(values, patients: Sequence[str], level: float = LEVEL, resamples: int = 2000,
                      seed: int = 0) -> Interval:
     """The mean over patients of each patient's mean value, with :func:`xai_lab.stats.bootstrap`
     over the patient means (images of one patient are not independent: the patients are
@@ -309,10 +309,10 @@ def patient_interval(values, patients: Sequence[str], level: float = 0.95, resam
     return bootstrap(per_patient, level=level, resamples=resamples, seed=seed)
 
 
-def localisation_scores(classifier: Classifier, records, methods: Sequence[str] | Mapping[str, dict],
+def localization_scores(classifier: Classifier, records, methods: Sequence[str] | Mapping[str, dict],
                         mark: Mark = Mark(), transform: PixelTransform | None = None,
                         target: str | None = msld.POSITIVE, batch_size: int = 8, seed: int = 0,
-                        keep_maps: int = 0, level: float = 0.95, resamples: int = 2000) -> dict:
+                        keep_maps: int = 0, level: float = LEVEL, resamples: int = 2000) -> dict:
     """How much of each method's map falls on the mark, over the ``records`` with the mark planted.
 
     ``transform`` edits the images first (default: :func:`marked` on every class, so every record
@@ -388,7 +388,7 @@ def localisation_scores(classifier: Classifier, records, methods: Sequence[str] 
 
 
 def ranking(scores: dict, by: str = "relevance_mass") -> list[str]:
-    """Method names of :func:`localisation_scores` sorted by the mean of ``by`` (best first;
+    """Method names of :func:`localization_scores` sorted by the mean of ``by`` (best first;
     ties by name)."""
     if by not in SCORES:
         raise ValueError(f"by must be one of {', '.join(SCORES)}, got {by!r}")
@@ -397,7 +397,7 @@ def ranking(scores: dict, by: str = "relevance_mass") -> list[str]:
 
 def score_table(results: Mapping[str, dict], by: str = "relevance_mass", scores: Sequence[str] = SCORES):
     """A pandas table, one row per method and one column per (model, score) of several
-    :func:`localisation_scores` results ``{model label: result}``, each cell "mean [low, high]";
+    :func:`localization_scores` results ``{model label: result}``, each cell "mean [low, high]";
     rows in the order of :func:`ranking` of the first result by ``by``."""
     import pandas as pd
 
@@ -417,7 +417,7 @@ def score_table(results: Mapping[str, dict], by: str = "relevance_mass", scores:
 def plot_scores(results: Mapping[str, dict], score: str = "relevance_mass", ax=None,
                 order: Sequence[str] | None = None):
     """Bars of ``score`` per method with their bootstrap intervals as error bars, one bar per
-    model of ``results`` ``{model label: localisation_scores result}``, and the mark's area
+    model of ``results`` ``{model label: localization_scores result}``, and the mark's area
     fraction (what a uniform map gets) as a dashed line for relevance mass. Returns the axes."""
     if score not in SCORES:
         raise ValueError(f"score must be one of {', '.join(SCORES)}, got {score!r}")
@@ -458,7 +458,7 @@ def outline_mark(ax, item, mark: Mark = Mark(), color: str = "white", linewidth:
 
 
 def no_better_than_controls(result: dict, score: str = "relevance_mass", controls: Sequence[str] = CONTROLS) -> list[str]:
-    """The methods of a :func:`localisation_scores` result, controls excluded, whose interval of
+    """The methods of a :func:`localization_scores` result, controls excluded, whose interval of
     ``score`` does not lie above the interval of every control (their low end is at or below
     the highest control's high end)."""
     summary = result["summary"]
@@ -486,7 +486,7 @@ class Change:
 
 def score_changes(before: dict, after: dict, score: str = "relevance_mass",
                   skip: Sequence[str] = CONTROLS) -> dict[str, Change]:
-    """:class:`Change` of ``score`` for every method of two :func:`localisation_scores` results
+    """:class:`Change` of ``score`` for every method of two :func:`localization_scores` results
     (the methods of ``before``, in its order, without ``skip``)."""
     return {m: Change(before["summary"][m][score], after["summary"][m][score])
             for m in before["summary"] if m not in skip}
@@ -502,6 +502,6 @@ def mark_effect(conditions_result: Mapping[str, object], metric: str = "accuracy
 
 __all__ = ["CHAPTER_FAST_METHODS", "CHAPTER_METHODS", "CONTROLS", "Change", "Mark", "RECIPE", "SCORES",
            "accuracy_table", "conditions", "evaluate_conditions", "fill_box", "image_id", "inputs",
-           "localisation_scores", "mark_box", "mark_effect", "mark_mask", "marked", "masked",
+           "localization_scores", "mark_box", "mark_effect", "mark_mask", "marked", "masked",
            "no_better_than_controls", "one_per_patient", "outline_mark", "patient_interval", "plant", "plot_accuracy",
            "plot_interval_bars", "plot_scores", "ranking", "score_changes", "score_table", "train_marked"]

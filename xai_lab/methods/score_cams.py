@@ -26,7 +26,7 @@ def scorecam(ctx: Context, batch_size: int = 32, score: str = "probability", ali
     the target class; constant channels carry no location and get w_k = 0, as the authors' code
     skips them. ``score="logit"`` (the ``grad-cam`` library): w = softmax over the K channels of the
     target logits of the masked inputs. ``align_corners=True`` upsamples the masks as that library
-    does (corner-aligned bilinear) instead of with half-pixel centres; the logit softmax is sharp,
+    does (corner-aligned bilinear) instead of with half-pixel centers; the logit softmax is sharp,
     so this detail alone moves its maps (Pearson 0.58-0.94 with the library on EfficientNet-Lite0
     without it).
     ``extras``: ``scores`` [N, K], ``weights`` [N, K]."""

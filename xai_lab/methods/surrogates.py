@@ -39,7 +39,7 @@ def _check_segmentation(method, kwargs) -> None:
 
 def segment(image: np.ndarray, method: str = "quickshift", kwargs: dict | None = None, seed: int = 0) -> np.ndarray:
     """Superpixels of an [H, W, 3] image in [0, 1] with scikit-image's ``method``
-    (:data:`SEGMENTATION_DEFAULTS` updated by ``kwargs``), labelled 0..K-1 as LIME and alibi
+    (:data:`SEGMENTATION_DEFAULTS` updated by ``kwargs``), labeled 0..K-1 as LIME and alibi
     assume (scikit-image's slic starts at 1). ``seed`` seeds quickshift's tie-breaking noise."""
     from skimage import segmentation
 
@@ -99,7 +99,7 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
     superpixels are hidden (z in {0,1}^K: which superpixels are kept; weight
     sqrt(exp(-d^2 / 0.25^2)), d = cosine distance of z to all-ones).
 
-    Hidden superpixels take their mean colour (``hide_color=None``, as LIME) or ``hide_color``.
+    Hidden superpixels take their mean color (``hide_color=None``, as LIME) or ``hide_color``.
     Saliency = w of each pixel's superpixel. extras: ``segments`` [N, H, W], ``weights`` (per image
     {superpixel: w}), ``score`` (weighted R^2 of the surrogate per image), ``seeds`` (per image,
     drawn from ``ctx.generator``: LIME's random_state and quickshift's rng). LIME draws its own
@@ -142,7 +142,7 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
             max_anchor_size: int | None = None) -> Result:
     """Anchors (Ribeiro et al. 2018) via ``alibi.explainers.AnchorImage``: the smallest set A of
     superpixels such that, hiding each other superpixel with probability ``p_sample`` (mean
-    colour), P(decision unchanged | A kept) >= ``threshold`` (KL-LUCB beam search).
+    color), P(decision unchanged | A kept) >= ``threshold`` (KL-LUCB beam search).
 
     The decision is "is the argmax the target class": for the predicted class (the default
     target) this is the usual anchor of the prediction. slic defaults to alibi's 10 segments.

@@ -1,9 +1,9 @@
 """Measuring explanations: perturbation faithfulness, sanity checks, agreement between maps,
-localisation, top-fraction regions, removal of the most salient pixels (ROAR's masking), exact
+localization, top-fraction regions, removal of the most salient pixels (ROAR's masking), exact
 Shapley values (a test oracle); per-image scoring of many methods in :mod:`.comparison`."""
 from ..ops import baseline_image  # the one baseline vocabulary, also used by the methods
 from .agreement import agreement_matrix, agreement_per_image, block_coherence, pearson, spearman, ssim
-from .localisation import pointing_game, relevance_mass
+from .localization import pointing_game, relevance_mass
 from .perturbation import deletion_auc, insertion_auc, pixel_perturbation
 from .regions import mask_iou, top_fraction_mask
 from .removal import removal_mask, removal_order, remove_top_fraction, removed_count

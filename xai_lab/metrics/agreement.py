@@ -10,7 +10,7 @@ Every measure compares two maps of the same shape as flat vectors of values:
 
 **Constant maps.** A constant map has no ranking and no variance, so both correlations are
 undefined for it (scipy warns and returns NaN). Here they are 0.0: a map that says nothing
-agrees with nothing. A Grad-CAM map of a randomised network, whose ReLU has cut every value, is
+agrees with nothing. A Grad-CAM map of a randomized network, whose ReLU has cut every value, is
 such a map; the sanity check then reads "no agreement" instead of failing on a NaN.
 
 :func:`agreement_per_image` compares two batches of maps image by image, :func:`agreement_matrix` every
@@ -134,8 +134,8 @@ def agreement_matrix(explanations: Mapping[str, object], measure: str | Callable
 
 def block_coherence(maps, block: int = 8) -> torch.Tensor:
     """How much each map forms regions, [N]: |map| averaged over block x block pixels, then the
-    Pearson correlation between horizontally neighbouring blocks and between vertically
-    neighbouring ones, averaged. Near 1: smooth regions the size of object parts; near 0:
+    Pearson correlation between horizontally neighboring blocks and between vertically
+    neighboring ones, averaged. Near 1: smooth regions the size of object parts; near 0:
     scattered pixels."""
     m = torch.nn.functional.avg_pool2d(_maps(maps).abs().float()[:, None], block)[:, 0]
     if min(m.shape[1:]) < 2:

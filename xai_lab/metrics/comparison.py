@@ -8,7 +8,7 @@ Per image (:func:`evaluate`): explain one image, then
   replaced by ``black`` or the image ``mean``; measures AFOC, KL and PCUO;
 * ``deletion_auc`` and ``insertion_auc`` (Petsiuk et al. 2018) at a coarse step;
 * costs: ``seconds``, ``forward_passes``, ``backward_passes`` of the explanation;
-* on request (:func:`sanity_scores`) the cascading-randomisation sanity check (Adebayo et al.
+* on request (:func:`sanity_scores`) the cascading-randomization sanity check (Adebayo et al.
   2018): ``sanity_spearman@s`` / ``sanity_ssim@s`` after cascade stage ``s`` and
   ``random_target_spearman``.
 
@@ -30,19 +30,19 @@ from dataclasses import asdict, dataclass
 import torch
 
 from ..explain import explain
-from ..stats import Direction, Interval, bootstrap, paired_bootstrap
-from .localisation import pointing_game, relevance_mass
+from ..stats import LEVEL, Direction, Interval, bootstrap, paired_bootstrap
+from .localization import pointing_game, relevance_mass
 from .perturbation import deletion_auc, insertion_auc, pixel_perturbation
 from .sanity import sanity_check
 
 MEASURES = ("afoc", "kl", "pcuo")
-LOCALISATION = ("relevance_mass", "pointing_game")
+LOCALIZATION = ("relevance_mass", "pointing_game")
 COST_FIELDS = ("seconds", "forward_passes", "backward_passes")
 #: Removing the most salient pixels first should change the output much (higher is better);
 #: removing the least salient first, little (lower is better).
 ORDER_DIRECTION = {"morf": Direction.HIGHER, "lerf": Direction.LOWER}
 #: The scores with fixed names: a map that deletes the class fast and inserts it fast is
-#: faithful; a sane map changes when the model is randomised (low similarity) and with the
+#: faithful; a sane map changes when the model is randomized (low similarity) and with the
 #: target; costs are better low.
 DIRECTIONS = {"deletion_auc": Direction.LOWER, "insertion_auc": Direction.HIGHER,
               "random_target_spearman": Direction.LOWER, **{field: Direction.LOWER for field in COST_FIELDS}}
@@ -117,7 +117,7 @@ def perturbation_scores(classifier, x: torch.Tensor, saliency: torch.Tensor, tar
     return scores, curves
 
 
-def localisation_scores(saliency: torch.Tensor, mask: torch.Tensor) -> dict:
+def localization_scores(saliency: torch.Tensor, mask: torch.Tensor) -> dict:
     """Scores of one map against a known region ``mask`` [H, W] (the planted mark): ``relevance_mass``
     (share of the positive relevance inside, Arras et al. 2022) and ``pointing_game`` (1.0 when the
     map's maximum is inside, Zhang et al. 2018; a constant map points nowhere and scores 0), both
@@ -138,7 +138,7 @@ def evaluate(classifier, x: torch.Tensor, method: str, protocol: Protocol = DEFA
     ``{"method", "options", "layer", "target", "seconds", "forward_passes", "backward_passes",
     "eval_seconds", "scores", "better", "curves"}`` (``better``: each score's and cost's
     direction, ``"higher"`` or ``"lower"``). With a ``mask`` [H, W] of the region that truly
-    decides the output, the scores add :func:`localisation_scores`."""
+    decides the output, the scores add :func:`localization_scores`."""
     options = dict(options or {})
     x = _one_image(x)
     e = explain(classifier, x, method=method, seed=seed, device=device, progress=False, layer=layer, **options)
@@ -146,8 +146,8 @@ def evaluate(classifier, x: torch.Tensor, method: str, protocol: Protocol = DEFA
     scores, curves = perturbation_scores(classifier, x, e.saliency, int(e.target[0]), protocol)
     better = {k: d.value for k, d in perturbation_directions(protocol).items()}
     if mask is not None:
-        scores.update(localisation_scores(e.saliency.cpu(), mask.cpu()))
-        better.update({name: Direction.HIGHER.value for name in LOCALISATION})
+        scores.update(localization_scores(e.saliency.cpu(), mask.cpu()))
+        better.update({name: Direction.HIGHER.value for name in LOCALIZATION})
     return {"method": method, "options": options, "layer": layer, "target": int(e.target[0]), "seconds": e.seconds,
             "forward_passes": e.forward_passes, "backward_passes": e.backward_passes,
             "eval_seconds": time.perf_counter() - start, "scores": scores, "better": better, "curves": curves}
@@ -155,11 +155,11 @@ def evaluate(classifier, x: torch.Tensor, method: str, protocol: Protocol = DEFA
 
 def sanity_scores(classifier, x: torch.Tensor, method: str, target: int, steps: int = 3, seed: int = 0,
                   options: dict | None = None, layer: str | None = None) -> dict:
-    """The cascading-randomisation check of one image with ``steps`` stages: a record
+    """The cascading-randomization check of one image with ``steps`` stages: a record
     ``{"method", "options", "layers", "sanity_seconds", "scores", "better"}`` with scores
-    ``sanity_spearman@s``, ``sanity_ssim@s`` (s = 1..steps, the last stage randomises every
+    ``sanity_spearman@s``, ``sanity_ssim@s`` (s = 1..steps, the last stage randomizes every
     layer) and ``random_target_spearman``, all better lower (a map that stays the same when
-    the model is randomised does not depend on it)."""
+    the model is randomized does not depend on it)."""
     options = dict(options or {})
     if layer is not None:
         options["layer"] = layer
@@ -206,7 +206,7 @@ def directions(records: Iterable[dict]) -> dict[str, Direction]:
     return out
 
 
-def summarize(records: Iterable[dict], methods: Sequence[str] | None = None, level: float = 0.95,
+def summarize(records: Iterable[dict], methods: Sequence[str] | None = None, level: float = LEVEL,
               resamples: int = 2000, seed: int = 0) -> dict[str, dict[str, Interval]]:
     """``{method: {score: Interval}}``: the mean of each score over the images each method has it
     for, with :func:`xai_lab.stats.bootstrap` (by cluster where the records carry a ``"cluster"``,
@@ -232,7 +232,7 @@ def summarize(records: Iterable[dict], methods: Sequence[str] | None = None, lev
 
 
 def compare(records: Sequence[dict], score: str, method: str, methods: Sequence[str] | None = None,
-            level: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict:
+            level: float = LEVEL, resamples: int = 2000, seed: int = 0) -> dict:
     """Is ``method`` the best of ``methods`` on ``score`` (in the direction the records declare
     for it)? Returns ``intervals`` {method: Interval}, ``best`` (the best mean), ``is_best``, and
     per other method ``versus``: ``difference`` (``method`` minus it, paired over the images both

@@ -10,7 +10,7 @@ model's output.
   PCUO_R = (1/R) sum_{j in R} |z_j(x_k) - z_j(x)| / |z_j(x)|.
 * ``deletion_auc`` / ``insertion_auc`` (Petsiuk et al. 2018, RISE): the target probability as
   pixels are deleted towards a baseline, or inserted into a blurred image, most salient first;
-  the normalised area under that curve (trapezoid rule over the fraction 0..1).
+  the normalized area under that curve (trapezoid rule over the fraction 0..1).
 """
 from __future__ import annotations
 

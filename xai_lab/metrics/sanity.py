@@ -21,7 +21,7 @@ def parameter_layers(model: nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if name and any(True for _ in m.parameters(recurse=False))]
 
 
-def _reinitialise(module: nn.Module, generator: torch.Generator) -> None:
+def _reinitialize(module: nn.Module, generator: torch.Generator) -> None:
     with torch.no_grad():
         for name, p in module.named_parameters(recurse=False):
             if isinstance(module, nn.modules.batchnorm._BatchNorm):
@@ -33,7 +33,7 @@ def _reinitialise(module: nn.Module, generator: torch.Generator) -> None:
 
 def sanity_check(classifier_or_model, x: torch.Tensor, method: str, target=None, steps: int | None = None,
                  seed: int = 0, options: dict | None = None, **method_options) -> dict:
-    """Cascading model randomisation: re-initialise the parameter layers from the top (output)
+    """Cascading model randomization: re-initialize the parameter layers from the top (output)
     down, one group at a time, on a copy of the model, and compare each map with the original.
 
     ``steps``: how many cascade stages (layers grouped evenly; default every parameter layer).
@@ -41,7 +41,7 @@ def sanity_check(classifier_or_model, x: torch.Tensor, method: str, target=None,
     gradients' quadrature points, which ``steps`` above would not reach. Options given as
     further keywords (``layer="act2"``) also go to the method; an option given both ways is an
     error.
-    Returns ``layers`` (the last layer randomised at each stage), ``spearman`` and ``ssim``
+    Returns ``layers`` (the last layer randomized at each stage), ``spearman`` and ``ssim``
     [stages, N] (|map| for Spearman as in the paper's "absolute" variant), ``maps`` [stages, N, H, W],
     and the random-target test ``random_target_spearman`` [N]: the map for another (random)
     class against the map for the target (a class-discriminative method gives a low value).
@@ -67,7 +67,7 @@ def sanity_check(classifier_or_model, x: torch.Tensor, method: str, target=None,
     done, names, rho, sim, maps = 0, [], [], [], []
     for end in cut:
         for name in layers[done:end]:
-            _reinitialise(modules[name], g)
+            _reinitialize(modules[name], g)
         done = end
         e = explain(subject, x, method=method, target=targets, seed=seed, **options)
         names.append(layers[end - 1])

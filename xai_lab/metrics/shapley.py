@@ -64,7 +64,7 @@ def coalitions(n_players: int) -> torch.Tensor:
 
 def shapley_values(payoffs) -> torch.Tensor:
     """phi [M] (float64) from the payoffs of all 2^M coalitions (indexed by bitmask), by the
-    formula of the module docstring, one vectorised sum per player."""
+    formula of the module docstring, one vectorized sum per player."""
     v = torch.as_tensor(payoffs, dtype=torch.float64).flatten()
     n = v.numel().bit_length() - 1
     if v.numel() < 2 or v.numel() != 2 ** n:
@@ -107,7 +107,7 @@ def _segments(segments, size) -> torch.Tensor:
 def superpixel_means(x: torch.Tensor, segments) -> torch.Tensor:
     """``x`` [1, C, H, W] (or [C, H, W]) with every superpixel flattened to its mean value per
     channel: LIME's default way of hiding a superpixel. Means are taken in model-input units,
-    which equals the mean colour for an affine input scaling."""
+    which equals the mean color for an affine input scaling."""
     x = x[None] if x.dim() == 3 else x
     seg = _segments(segments, x.shape[-2:]).to(x.device)
     n = int(seg.max()) + 1

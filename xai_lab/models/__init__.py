@@ -29,7 +29,7 @@ def imagenet_categories() -> list[str]:
 
 def make_preprocess(mean: Sequence[float], std: Sequence[float], resize: int = 256, crop: int = 224) -> Callable:
     """PIL image or HxWx3 uint8 array -> float tensor [3, crop, crop]: resize the short side to
-    ``resize``, centre-crop ``crop``, scale to [0, 1], then ``(x - mean) / std``."""
+    ``resize``, center-crop ``crop``, scale to [0, 1], then ``(x - mean) / std``."""
     from torchvision import transforms
 
     pipeline = transforms.Compose([

@@ -1,4 +1,4 @@
-"""Feature visualisation: images that a class or a channel responds to most.
+"""Feature visualization: images that a class or a channel responds to most.
 
 ``activation_maximization`` (Erhan et al. 2009; Olah et al. 2017) and ``deep_dream``
 (Mordvintsev et al. 2015) both ascend the gradient of an activation with respect to the image.

@@ -1,6 +1,6 @@
-"""Activation maximisation: gradient ascent from noise on the image that maximises a class logit
-or a channel's mean activation, with the usual regularisers (Olah et al. 2017, "Feature
-Visualization"): random jitter, a decorrelated Fourier parametrisation or periodic Gaussian
+"""Activation maximization: gradient ascent from noise on the image that maximizes a class logit
+or a channel's mean activation, with the usual regularizers (Olah et al. 2017, "Feature
+Visualization"): random jitter, a decorrelated Fourier parametrization or periodic Gaussian
 blur, and an L2 penalty on the pixels."""
 from __future__ import annotations
 
@@ -29,14 +29,14 @@ def _fourier_scale(h: int, w: int, decay: float = 1.0) -> torch.Tensor:
 def activation_maximization(classifier_or_model, target, steps: int = 128, lr: float = 0.05, size: int = 224,
                             parametrization: str = "fourier", jitter: int = 8, blur_sigma: float = 0.0,
                             blur_every: int = 4, l2: float = 0.0, seed: int = 0, progress: bool = False) -> Visualization:
-    """Maximise ``target`` (class index, or ``(layer, channel)``) over an image, from noise.
+    """Maximize ``target`` (class index, or ``(layer, channel)``) over an image, from noise.
 
     ``parametrization``: ``"fourier"`` (pixels = sigmoid of an inverse FFT of a spectrum scaled
     by 1/frequency: decorrelated, low frequencies first) or ``"pixel"`` (pixels = sigmoid of free
     parameters). ``jitter``: random shift of up to that many pixels each step. ``blur_sigma``:
-    Gaussian blur of the pixel parameters every ``blur_every`` steps (pixel parametrisation).
+    Gaussian blur of the pixel parameters every ``blur_every`` steps (pixel parametrization).
     ``l2``: penalty l2 * mean((pixels - 0.5)^2). Set ``jitter=0, l2=0, blur_sigma=0`` and
-    ``parametrization="pixel"`` for the unregularised ascent. Adam with learning rate ``lr``.
+    ``parametrization="pixel"`` for the unregularized ascent. Adam with learning rate ``lr``.
     """
     from tqdm import trange
 
@@ -67,7 +67,7 @@ def activation_maximization(classifier_or_model, target, steps: int = 128, lr: f
     with eval_mode(model):
         with torch.no_grad():
             start = float(f(to_input(pixels()))[0])
-        for step in trange(steps, disable=not progress, desc="activation maximisation", leave=False):
+        for step in trange(steps, disable=not progress, desc="activation maximization", leave=False):
             img = pixels()
             if jitter:
                 dy, dx = torch.randint(-jitter, jitter + 1, (2,), generator=g).tolist()

@@ -16,7 +16,7 @@ def deep_dream(classifier_or_model, image: torch.Tensor, layer, octaves: int = 3
                lr: float = 0.02, octave_scale: float = 1.4, progress: bool = False) -> Visualization:
     """Dream on ``image`` (pixels in [0, 1], [3, H, W]) at ``layer``.
 
-    At each octave (sizes H / octave_scale^k, smallest first) take ``steps`` normalised gradient
+    At each octave (sizes H / octave_scale^k, smallest first) take ``steps`` normalized gradient
     steps x <- x + lr * g / mean|g| on mean(A_layer^2), then clamp to [0, 1]; the detail added at a
     small scale is carried to the next. ``curve``: the objective after each step (all octaves).
     """

@@ -1,4 +1,4 @@
-"""What feature visualisation maximises: a class logit, or the mean of one channel of a layer."""
+"""What feature visualization maximizes: a class logit, or the mean of one channel of a layer."""
 from __future__ import annotations
 
 from typing import Callable
@@ -12,7 +12,7 @@ from ..capture import LayerRecorder
 def objective(model: nn.Module, target) -> Callable[[torch.Tensor], torch.Tensor]:
     """``target``: a class index -> that logit; ``(layer, channel)`` -> mean activation of the
     channel; ``(layer, None)`` -> mean square of the whole layer (DeepDream). Returns
-    ``f(model_input) -> [N]`` values to maximise."""
+    ``f(model_input) -> [N]`` values to maximize."""
     if isinstance(target, int):
         return lambda x: model(x)[:, target]
     if isinstance(target, tuple) and len(target) == 2:

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from ...stats import Interval, bootstrap, resample_counts
+from ...stats import LEVEL, Interval, bootstrap, resample_counts
 from .. import Classifier
 from .data import PixelTransform, center_view, load_pixels
 from .settings import CATEGORIES, POSITIVE
@@ -119,7 +119,7 @@ def scores(positive: torch.Tensor, score: torch.Tensor, groups: Sequence[str], n
     predicted = score >= 0.5
     values = torch.stack([positive.double(), score, predicted.double()], 1).numpy()
     groups = list(groups)
-    intervals = {name: bootstrap(values, groups, 0.95, n_boot, seed, _metric_statistic(name)) for name in METRICS}
+    intervals = {name: bootstrap(values, groups, LEVEL, n_boot, seed, _metric_statistic(name)) for name in METRICS}
     names = sorted(set(groups))
     member = np.array([names.index(g) for g in groups])
     counts = resample_counts(len(names), n_boot, seed)[:, member]

@@ -4,12 +4,12 @@ Better ImageNet Models Transfer Better?"), and the cached model.
 The backbone stays frozen; every training image is seen as it is plus ``copies - 1`` augmented
 views (:mod:`.augmentation`), each mapped once to its pooled ``features`` vector ``phi(x) =
 mean_{h,w} features(x)`` (1280 numbers). The head is multinomial logistic regression on
-standardised features, ``z = (phi - mu) / sigma``,
+standardized features, ``z = (phi - mu) / sigma``,
 
     min_{W,b}  mean_i CE(W z_i + b, y_i) + (weight_decay / 2) ||W||^2,
 
 fitted by full-batch Adam from zero and stopped at the step with the lowest cross-entropy on the
-validation patients; the standardisation is then folded into the final ``nn.Linear``
+validation patients; the standardization is then folded into the final ``nn.Linear``
 (``W' = W / sigma``, ``b' = b - W' mu``), so the result is a plain EfficientNet-Lite0.
 
 :func:`fit_or_load` keeps the weights in ``cache_dir()/models/msld_<key>.pt`` through
@@ -99,7 +99,7 @@ def pooled_features(backbone: EfficientNetLite, records, settings: TrainSettings
 
 def fit_head(train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
              settings: TrainSettings) -> tuple[nn.Linear, dict]:
-    """Logistic regression on standardised features (full-batch Adam from zero, L2 penalty
+    """Logistic regression on standardized features (full-batch Adam from zero, L2 penalty
     ``weight_decay / 2 * ||W||^2``), kept at the step of least validation cross-entropy; returns
     the equivalent ``nn.Linear`` on raw features and {step, val_loss, train_loss}."""
     mu = train_x.mean(0)
