@@ -12,7 +12,7 @@ What is compared (the settings table :data:`SETTINGS`, written once; ``summary.j
 
 * every method of ``xai_lab.methods()``, none left out, with the options a careful user would
   choose (RISE 2000 masks, LIME 1000 samples, Score-CAM on every channel of its layer, the
-  sampling methods at their documented defaults; anchors at alibi's default search, see
+  sampling methods at their documented defaults; anchors with its search bounded, see
   :data:`SETTINGS`);
 * every layer method (CAMs) twice: at the model's last feature map (``gradcam``) and at the
   intermediate block :data:`INTERMEDIATE` (``gradcam@features.blocks.10``), where the gradient
@@ -109,9 +109,9 @@ SETTINGS = {
     "occlusion": ({"window": 16, "stride": 8}, "16-pixel window, stride 8: 729 forward passes"),
     "rise": ({"n_masks": 2000}, "2000 random 7 x 7 masks (Petsiuk et al. 2018 use 4000-8000 for ResNet)"),
     "lime": ({"num_samples": 1000}, "1000 perturbed samples of the quickshift superpixels"),
-    "anchors": ({"threshold": 0.95, "batch_size": 100},
-                "precision threshold 0.95; the search is alibi's beam search, whose length the method does not "
-                "bound yet (xai_lab.methods.surrogates passes no max_anchor_size): its cost is recorded per image"),
+    "anchors": ({"threshold": 0.95, "batch_size": 100, "max_anchor_size": 5},
+                "precision threshold 0.95 on alibi's 10 SLIC superpixels, anchors of at most 5 of them (the best "
+                "anchor found is kept where the bound stops the beam search); its cost is recorded per image"),
     "random": ({}, "control: a random map"),
     "sobel": ({}, "control: an edge detector"),
 }
