@@ -4,7 +4,8 @@ import torch
 from torch import nn
 
 import xai_lab
-from xai_lab.methods.surrogates import segment
+from xai_lab.methods.surrogates import lime_distances, lime_kernel, segment
+from xai_lab.metrics.shapley import coalition_images
 
 SLIC = {"n_segments": 9, "compactness": 100, "sigma": 0}
 
@@ -42,6 +43,47 @@ def test_segment_labels_are_contiguous_from_zero():
         assert np.array_equal(np.unique(labels), np.arange(labels.max() + 1)), method
     with pytest.raises(ValueError, match="segmentation"):
         segment(image, "watershed")
+
+
+def test_lime_kernel_by_hand():
+    # sqrt(exp(-d^2 / w^2)): 1 at d = 0; exp(-1/2) = 0.60653 at d = w; exp(-2) = 0.13534 at d = 2w
+    assert np.allclose(lime_kernel([0.0, 0.25, 0.5]), [1.0, 0.60653066, 0.13533528])
+    assert np.allclose(lime_kernel([0.5], width=0.5), [0.60653066])
+    with pytest.raises(ValueError, match="width"):
+        lime_kernel([0.1], width=0)
+
+
+def test_lime_distances_by_hand():
+    from sklearn.metrics import pairwise_distances
+
+    z = np.array([[1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 0, 0], [0, 0, 0, 0]])
+    # 1 - sqrt(k / 4): all kept 0, one kept 1/2, two kept 1 - sqrt(1/2), none kept 1
+    assert np.allclose(lime_distances(z), [0.0, 0.5, 0.29289322, 1.0])
+    assert np.allclose(lime_distances(z), pairwise_distances(z, z[:1], metric="cosine").ravel())
+    with pytest.raises(ValueError, match="0/1"):
+        lime_distances(np.array([[0.5, 1.0]]))
+
+
+def test_lime_returns_what_it_fits_on(noise):
+    """extras hold the samples, the model's outputs on them and their kernel weights; the ridge
+    fit on them gives LIME's weights and R^2."""
+    pytest.importorskip("lime")
+    from sklearn.linear_model import Ridge
+
+    x, segments = noise
+    model = TextureVotes([segments == int(segments[12, 12])], x)
+    e = xai_lab.explain(model, x, method="lime", segmentation="slic", segmentation_kwargs=SLIC, num_samples=40,
+                        batch_size=16, seed=0, progress=False)
+    z, y, pi = (e.extras[key][0] for key in ("samples", "outputs", "kernel_weights"))
+    K = int(segments.max()) + 1
+    assert z.shape == (40, K) and y.shape == pi.shape == (40,)
+    assert np.isin(z, (0, 1)).all() and z[0].all() and 0 < z.mean() < 1
+    expected = torch.softmax(model(coalition_images(x, segments, torch.as_tensor(z, dtype=torch.bool))), dim=1)[:, 0]
+    assert np.allclose(y, expected.detach().numpy(), atol=1e-5)  # hidden superpixels at their mean
+    assert np.allclose(pi, lime_kernel(lime_distances(z))) and pi[0] == 1.0
+    surrogate = Ridge(alpha=1.0).fit(z, y, sample_weight=pi)
+    assert np.allclose(surrogate.coef_, [e.extras["weights"][0][k] for k in range(K)], atol=1e-8)
+    assert abs(surrogate.score(z, y, sample_weight=pi) - e.extras["score"][0]) < 1e-8
 
 
 def test_lime_gives_the_largest_weight_to_the_region(noise):

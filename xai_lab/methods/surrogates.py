@@ -26,6 +26,10 @@ SEGMENTATION_DEFAULTS = {
 }
 
 
+#: LIME's kernel width for images (``lime_image.LimeImageExplainer``'s default), in units of the
+#: cosine distance of :func:`lime_distances`, which lies in [0, 1].
+LIME_KERNEL_WIDTH = 0.25
+
 #: The largest ``batch_size`` anchors accepts: alibi allocates batch_size x 10^4 values up front.
 MAX_ANCHORS_BATCH = 10_000
 
@@ -65,6 +69,32 @@ def seeded(seed: int) -> Iterator[None]:
         random.setstate(py_state)
 
 
+def lime_distances(samples) -> np.ndarray:
+    """LIME's distance of each perturbed image to the image explained: the cosine distance of its
+    0/1 row z (1: superpixel kept) [S, K] to the all-ones row, 1 - z . 1 / (||z|| ||1||) =
+    1 - sqrt(k / K) for a row that keeps k of K superpixels; 1 for the all-zeros row (cosine
+    similarity 0, as scikit-learn takes it). Returns [S]."""
+    z = np.asarray(samples)
+    if z.ndim != 2 or not np.isin(z, (0, 1)).all():
+        raise ValueError(f"samples must be a 0/1 matrix [S, K], got shape {list(z.shape)}")
+    return 1 - np.sqrt(z.sum(axis=1) / z.shape[1])
+
+
+def lime_kernel(distances, width: float = LIME_KERNEL_WIDTH) -> np.ndarray:
+    """LIME's weight of a perturbed image at distance d from the image explained:
+    pi(d) = sqrt(exp(-d^2 / width^2)) = exp(-d^2 / (2 width^2)); 1 at d = 0.
+
+    Ribeiro et al. (2016), "Why should I trust you?", Sec. 3.4, define the exponential kernel
+    pi_x(z) = exp(-D(x, z)^2 / sigma^2) and suggest the L2 distance for images. The lime library
+    (``lime_image``, version 0.2) differs in both: it takes the square root of that kernel (the
+    paper's kernel with width sigma sqrt(2)) and measures D as the cosine distance between the
+    0/1 superpixel vectors (:func:`lime_distances`), with width 0.25. :func:`lime` hands this
+    function to the library as its kernel."""
+    check_positive("width", width)
+    d = np.asarray(distances, dtype=float)
+    return np.sqrt(np.exp(-d**2 / width**2))
+
+
 def _images(ctx: Context):
     """Per image: (pixels [H, W, 3] float numpy, image for segmentation, seed); and the map
     from a numpy batch [B, H, W, 3] of pixels to model input."""
@@ -95,15 +125,18 @@ def _per_pixel(segments: np.ndarray, values: dict, device) -> torch.Tensor:
 def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: dict | None = None,
          num_samples: int = 1000, hide_color: float | None = None, batch_size: int = 100) -> Result:
     """LIME (Ribeiro et al. 2016) via ``lime.lime_image``: fit a locally weighted ridge model
-    g(z) = w . z + b to the target probability of ``num_samples`` images in which random
-    superpixels are hidden (z in {0,1}^K: which superpixels are kept; weight
-    sqrt(exp(-d^2 / 0.25^2)), d = cosine distance of z to all-ones).
+    g(z) = w . z + b (penalty ||w||^2) to the target probability of ``num_samples`` images in
+    which random superpixels are hidden (z in {0,1}^K: which superpixels are kept, each 1 with
+    probability 1/2, the first sample all ones), sample weight :func:`lime_kernel` of
+    :func:`lime_distances`.
 
     Hidden superpixels take their mean color (``hide_color=None``, as LIME) or ``hide_color``.
     Saliency = w of each pixel's superpixel. extras: ``segments`` [N, H, W], ``weights`` (per image
     {superpixel: w}), ``score`` (weighted R^2 of the surrogate per image), ``seeds`` (per image,
-    drawn from ``ctx.generator``: LIME's random_state and quickshift's rng). LIME draws its own
-    progress bar over the samples, whatever ``progress`` says."""
+    drawn from ``ctx.generator``: LIME's random_state and quickshift's rng), and what the fit
+    was made on, per image: ``samples`` (the 0/1 matrix z [num_samples, K]), ``outputs`` (the
+    target probability of each sample [num_samples]) and ``kernel_weights`` (their weights
+    [num_samples]). LIME draws its own progress bar over the samples, whatever ``progress`` says."""
     check_positive("num_samples", num_samples, integer=True)
     check_positive("batch_size", batch_size, integer=True)
     if hide_color is not None:
@@ -113,17 +146,33 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
         from lime.lime_image import LimeImageExplainer
     except ImportError as e:
         raise ImportError("method 'lime' needs the lime package: pip install lime") from e
+
+    class RecordingExplainer(LimeImageExplainer):
+        """Keeps the samples, model outputs and kernel weights that the library fits on."""
+
+        def __init__(self, random_state: int):
+            super().__init__(kernel_width=LIME_KERNEL_WIDTH, kernel=self.kernel, random_state=random_state)
+
+        def data_labels(self, *args, **kwargs):
+            self.samples, self.outputs = super().data_labels(*args, **kwargs)
+            return self.samples, self.outputs
+
+        def kernel(self, distances, kernel_width):
+            self.kernel_weights = lime_kernel(distances, kernel_width)
+            return self.kernel_weights
+
     items, to_model = _images(ctx)
     targets = ctx.targets.tolist()
 
     def classifier_fn(batch: np.ndarray) -> np.ndarray:
         return ctx.probabilities([to_model(batch)], total=1, desc="lime").double().cpu().numpy()
 
-    maps, all_segments, weights, scores = [], [], [], []
+    maps, all_segments, weights, scores, fitted = [], [], [], [], {"samples": [], "outputs": [], "kernel_weights": []}
     for (image, seg_image, seed), target in zip(items, targets):
         segments = segment(seg_image, segmentation, segmentation_kwargs, seed)
         with seeded(seed):
-            explanation = LimeImageExplainer(random_state=seed).explain_instance(
+            explainer = RecordingExplainer(random_state=seed)
+            explanation = explainer.explain_instance(
                 image, classifier_fn, labels=(target,), hide_color=hide_color, top_labels=None,
                 num_samples=num_samples, batch_size=batch_size, segmentation_fn=lambda _, segments=segments: segments)
         w = {int(k): float(v) for k, v in explanation.local_exp[target]}
@@ -131,9 +180,12 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
         all_segments.append(torch.as_tensor(segments))
         weights.append(w)
         scores.append(float(explanation.score))
+        fitted["samples"].append(explainer.samples)
+        fitted["outputs"].append(explainer.outputs[:, target])
+        fitted["kernel_weights"].append(explainer.kernel_weights)
     return Result(saliency=torch.stack(maps).to(ctx.x.dtype),
                   extras={"segments": torch.stack(all_segments), "weights": weights, "score": scores,
-                          "seeds": [seed for *_, seed in items]})
+                          "seeds": [seed for *_, seed in items], **fitted})
 
 
 @register("anchors", family="perturbation")
