@@ -114,3 +114,18 @@ def test_superpixel_boundaries_are_drawn_and_counted():
     assert ax.get_title() == "2 superpixels"
     drawn = np.asarray(artist.get_array())
     assert drawn[:, 1:3].any() and not drawn[:, 0].any()  # yellow on the boundary only
+
+
+def test_image_grid_fills_rows_and_passes_the_display_options():
+    masks = [torch.full((1, 6, 6), 0.5), torch.zeros(6, 6), np.ones((6, 6, 3))]
+    fig = plot.image_grid(masks, ["mask 0", None, "image"], ncols=2, cmap="gray", vmin=0, vmax=1)
+    assert len(fig.axes) == 4  # 2 rows x 2 columns, the last cell blank
+    assert [ax.get_title() for ax in fig.axes] == ["mask 0", "", "image", ""]
+    first = fig.axes[0].get_images()[0]
+    assert first.get_array().shape == (6, 6) and first.get_clim() == (0, 1) and first.get_cmap().name == "gray"
+    assert fig.axes[2].get_images()[0].get_array().shape == (6, 6, 3) and not fig.axes[3].get_images()
+    assert len(plot.image_grid(masks).axes) == 3  # one row by default
+    with pytest.raises(ValueError, match="2 titles for 3 images"):
+        plot.image_grid(masks, ["a", "b"])
+    with pytest.raises(ValueError, match="ncols"):
+        plot.image_grid(masks, ncols=0)

@@ -13,6 +13,7 @@ a display choice can suggest):
 * spiky maps can be clipped at a percentile of their absolute values (:func:`percentile_limit`),
   which the caption should state.
 
+:func:`image_grid` draws pictures with no map on them (masks, perturbed images).
 :func:`overlay` and :func:`grid` keep the older style (each map min-max normalized on its own,
 ``jet``) for the chapters that use them.
 """
@@ -174,6 +175,35 @@ def grid(images: Sequence[np.ndarray], columns: dict[str, Sequence], row_titles:
         for c, (title, maps) in enumerate(columns.items(), start=1):
             m = maps.saliency[r] if isinstance(maps, Explanation) else maps[r]
             overlay(axes[r, c], image, m, alpha=alpha, cmap=cmap, title=title if r == 0 else None)
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: Sequence, titles: Sequence[str | None] | None = None, ncols: int | None = None,
+               size: float = 2.2, **imshow):
+    """A figure of pictures drawn as they are, without a map on top (masks, perturbed or baseline
+    images): ``images`` are HxWx3 arrays in [0, 1] or single-channel [H, W] (or [1, H, W]) arrays
+    or tensors, filled row by row into ``ncols`` columns (default: one row); ``titles``: one per
+    image (None or "" for none); ``imshow``: options for every image, e.g. ``cmap="gray", vmin=0,
+    vmax=1`` for masks. Unused cells of the last row stay blank. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"{len(titles)} titles for {len(images)} images")
+    ncols = len(images) if ncols is None else ncols
+    if isinstance(ncols, bool) or not isinstance(ncols, int) or ncols < 1 or not images:
+        raise ValueError(f"need at least one image and ncols >= 1, got {len(images)} images and ncols={ncols!r}")
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if i < len(images):
+            picture = images[i].detach().cpu().float().numpy() if isinstance(images[i], torch.Tensor) else np.asarray(images[i])
+            while picture.ndim > 2 and picture.shape[0] == 1:
+                picture = picture[0]
+            ax.imshow(picture, **imshow)
+            if titles is not None and titles[i]:
+                ax.set_title(titles[i], fontsize=9)
     fig.tight_layout()
     return fig
 

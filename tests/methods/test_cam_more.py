@@ -35,6 +35,19 @@ def test_cam_by_hand(tiny, tiny_input):
     assert e.forward_passes == 1 and e.backward_passes == 0
 
 
+def test_cam_extras_split_the_score_into_channel_contributions(tiny, tiny_input):
+    A, _ = _layer(tiny, "act2", tiny_input)
+    e = xai_lab.explain(tiny, tiny_input, method="cam", layer="act2", head="fc", target=[4, 0])
+    w, b = tiny.fc.weight[[4, 0]].detach(), tiny.fc.bias[[4, 0]].detach()
+    assert torch.equal(e.extras["weights"], w) and torch.equal(e.extras["bias"], b)
+    by_hand = w * A.detach().mean((2, 3))  # w_ck * mean_ij A_kij
+    assert torch.allclose(e.extras["contributions"], by_hand, atol=1e-6)
+    logits = tiny(tiny_input).detach()[[0, 1], [4, 0]]
+    assert torch.allclose(e.extras["contributions"].sum(1) + e.extras["bias"], logits, atol=1e-5)
+    tiny.fc.bias = None  # a fresh model per test
+    assert torch.equal(xai_lab.explain(tiny, tiny_input, method="cam", layer="act2", head="fc").extras["bias"], torch.zeros(2))
+
+
 def test_cam_errors(tiny, tiny_input):
     with pytest.raises(ValueError, match="no such head"):
         xai_lab.explain(tiny, tiny_input, method="cam", layer="act2")

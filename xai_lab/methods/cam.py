@@ -153,7 +153,12 @@ def cam(ctx: Context, head: str | None = None, relu: bool = False) -> Result:
     ``head``: name of the final ``nn.Linear`` (default: the classifier's ``head``; required for a
     bare module, e.g. ``head="fc"``). The layer must be the feature map fed to the pooling, its
     channel count equal to the head's ``in_features``. ``relu=False`` by default: the paper's map
-    is the signed sum; ``relu=True`` keeps only the positive evidence, as Grad-CAM does."""
+    is the signed sum; ``relu=True`` keeps only the positive evidence, as Grad-CAM does.
+
+    ``extras``: ``"weights"`` w_c [N, K] (the head's row for each image's target), ``"bias"`` b_c
+    [N] (0 without a bias) and ``"contributions"`` [N, K], each channel's part of the score,
+    w_ck * mean_ij A_kij: they sum, with b_c, to y_c (the channels that add most to a class are
+    the largest contributions)."""
     name = head if head is not None else (ctx.classifier.head if ctx.classifier is not None else None)
     if name is None:
         what = f"classifier {ctx.classifier.name!r}" if ctx.classifier is not None else "a bare model"
@@ -166,8 +171,10 @@ def cam(ctx: Context, head: str | None = None, relu: bool = False) -> Result:
     if activations.shape[1] != linear.in_features:
         raise ValueError(f"Layer {ctx.layer_name!r} gives shape {list(activations.shape)} but head {name!r} expects "
                          f"{linear.in_features} channels: CAM needs the feature map that is pooled into the head")
-    weights = linear.weight[ctx.targets][:, :, None, None]
-    return Result(layer_map=weighted_sum(activations, weights, relu))
+    weights = linear.weight[ctx.targets].detach()
+    bias = linear.bias[ctx.targets].detach() if linear.bias is not None else torch.zeros_like(weights[:, 0])
+    extras = {"weights": weights, "bias": bias, "contributions": weights * activations.mean(dim=(2, 3))}
+    return Result(layer_map=weighted_sum(activations, weights[:, :, None, None], relu), extras=extras)
 
 
 def neuron_mask(neurons: Sequence[tuple[int, int]], region: bool, h: int, w: int, device) -> torch.Tensor:

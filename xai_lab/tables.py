@@ -1,0 +1,71 @@
+"""Tables the chapters share, as pandas DataFrames: what explanations cost, how much methods
+agree (every pair, and the pairs ranked), and how far maps are from each other up to scale.
+
+pandas is imported inside each function: the book depends on it, the package does not.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+
+from .metrics.agreement import agreement_matrix
+
+COST_COLUMNS = ("images", "forward passes", "backward passes", "seconds")
+
+
+def cost_table(explanations: Mapping[str, object]):
+    """What each explanation cost, one row per entry of ``explanations`` (name -> Explanation),
+    in their order: ``images`` (how many the call explained), ``forward passes`` and ``backward
+    passes`` per image (model evaluations, as the Explanation counts them; methods asked for
+    together that share one pass each report it) and ``seconds``, the wall time of the call
+    for all its images. The index is named ``method``."""
+    import pandas as pd
+
+    rows = [(len(e), e.forward_passes, e.backward_passes, float(e.seconds)) for e in explanations.values()]
+    return pd.DataFrame(rows, index=pd.Index(list(explanations), name="method"), columns=list(COST_COLUMNS))
+
+
+def agreement_table(explanations: Mapping[str, object], measure: str | Callable = "spearman"):
+    """:func:`~xai_lab.metrics.agreement_matrix` with the methods' names as rows and columns:
+    entry (a, b) is the agreement of a's and b's maps (``measure``, default the Spearman rank
+    correlation) averaged over the images."""
+    import pandas as pd
+
+    names = list(explanations)
+    return pd.DataFrame(agreement_matrix(explanations, measure).numpy(), index=names, columns=names)
+
+
+def ranked_pairs(table):
+    """Each pair of a square table (e.g. :func:`agreement_table`) once, highest value first: a
+    Series indexed by (row, column) with the row before the column in the table's order; the
+    diagonal (a method with itself) is left out."""
+    if list(table.index) != list(table.columns):
+        raise ValueError("ranked_pairs needs a square table with the same names as rows and columns")
+    order = {name: i for i, name in enumerate(table.index)}
+    values = table.stack()
+    return values[[order[a] < order[b] for a, b in values.index]].sort_values(ascending=False, kind="stable")
+
+
+def max_difference_up_to_scale(maps: Mapping[str, torch.Tensor], references: Sequence[str]):
+    """How far each map is from each reference map once both are divided by their largest
+    magnitude: max over images and positions of |m / max|m| - r / max|r||, with the maximum
+    taken per image. 0 means the two maps are one map up to a positive factor per image (an
+    all-zero map stays zero). ``maps``: name -> maps [N, h, w] of the same images, e.g.
+    ``layer_map`` of several explanations; ``references``: names among them (the columns).
+    Rows in the order of ``maps``."""
+    import pandas as pd
+
+    unknown = [name for name in references if name not in maps]
+    if unknown:
+        raise ValueError(f"references {unknown} are not among the maps {list(maps)}")
+    scaled = {}
+    for name, m in maps.items():
+        m = torch.as_tensor(m).detach().double()
+        peak = m.abs().flatten(1).amax(1).view(-1, *[1] * (m.dim() - 1))
+        scaled[name] = m / torch.where(peak > 0, peak, torch.ones_like(peak))
+    shapes = {tuple(m.shape) for m in scaled.values()}
+    if len(shapes) != 1:
+        raise ValueError(f"the maps must have one shape, got {sorted(shapes)}")
+    return pd.DataFrame({ref: {name: float((m - scaled[ref]).abs().max()) for name, m in scaled.items()}
+                         for ref in references})
