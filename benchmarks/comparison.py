@@ -7,6 +7,7 @@ bootstrap intervals; serially or on Ray.
         [--ray [ADDRESS]] [--shard K/N] [--limit K] [--stop-after SECONDS] [--device cpu|cuda]
         [--threads T] [--seed 0] [--resamples 2000]
     python benchmarks/comparison.py --merge DIR_OR_FILES... [--out DIR]
+    python benchmarks/comparison.py --layer-sweep N [--out DIR]
 
 What is compared (the settings table :data:`SETTINGS`, written once; ``summary.json`` holds it):
 
@@ -74,6 +75,7 @@ from _common import (  # noqa: E402
 
 import xai_lab  # noqa: E402
 from xai_lab.metrics.comparison import Protocol, compare, directions, evaluate, sanity_scores, summarize  # noqa: E402
+from xai_lab.metrics.layer_sweep import layer_sweep, sweep_means  # noqa: E402
 from xai_lab.registry import method_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,6 +85,12 @@ MODELS = {"imagenet": "efficientnet_lite0", "msld": "msld_efficientnet_lite0",
           "shortcut": "shortcut.train_marked(marked(Mark(), ('Monkeypox',)), copies=2)"}
 #: The intermediate block of EfficientNet-Lite0 (14 x 14 positions at 224 pixels) for the layer methods.
 INTERMEDIATE = "features.blocks.10"
+#: The layer sweep (``--layer-sweep N``): the gradient CAMs at one block of each stage of
+#: EfficientNet-Lite0 from the 28 x 28 maps on (blocks 4, 7: 28 and 14 px; 10: 14 px; 14, 15: 7 px)
+#: and at the last feature map, on the first N ImageNet images of the run's order.
+SWEEP_LAYERS = ("features.blocks.4", "features.blocks.7", "features.blocks.10", "features.blocks.14",
+                "features.blocks.15", "features")
+SWEEP_METHODS = ("gradcam", "xgradcam", "hirescam", "gradcampp", "layercam")
 #: Every method's options, and why. Empty options: the method's defaults (``xai_lab.registry``).
 SETTINGS = {
     "saliency": ({}, "one backward pass"),
@@ -363,6 +371,44 @@ def run(args) -> tuple[Path, dict]:
                           "threads": torch.get_num_threads()}
 
 
+def sweep(args) -> dict:
+    """``--layer-sweep N``: :func:`xai_lab.metrics.layer_sweep.layer_sweep` of :data:`SWEEP_METHODS`
+    at :data:`SWEEP_LAYERS` on N ImageNet images (every (1000 // N)-th), written to
+    ``layer_sweep.json`` under ``--out``: the points, their means per (layer, method), the methods
+    whose maps equal Grad-CAM's on every image at each layer (agreement >= 1 - 1e-6), provenance."""
+    data = load_dataset("imagenet", str(args.device))
+    indices = pick_images("imagenet", args.layer_sweep, 1000)
+    set_threads(args.threads)
+    x = torch.stack([data["input"](i) for i in indices]).to(args.device)
+    protocol = Protocol()
+    start, cpu, at_start = time.time(), time.process_time(), environment()
+    points = layer_sweep(data["classifier"], x, SWEEP_METHODS, SWEEP_LAYERS, seed=args.seed, step=protocol.step,
+                         deletion_baseline=protocol.deletion_baseline, insertion_start=protocol.insertion_start,
+                         device=args.device)
+    means = sweep_means(points)
+    same = {layer: [m for m in SWEEP_METHODS if m != "gradcam"
+                    and all(p.agreement >= 1 - 1e-6 for p in points if p.layer == layer and p.method == m)]
+            for layer in SWEEP_LAYERS}
+    result = {"config": {"benchmark": "comparison/layer-sweep", "version": 1, "n": args.layer_sweep,
+                         "images": [data["file"](i) for i in indices], "layers": list(SWEEP_LAYERS),
+                         "methods": list(SWEEP_METHODS), "reference": "gradcam", "seed": args.seed,
+                         "target": "predicted class", "step": protocol.step,
+                         "deletion_baseline": protocol.deletion_baseline, "insertion_start": protocol.insertion_start},
+              "points": [p.as_dict() for p in points],
+              "means": [{"layer": layer, "method": method, **values} for (layer, method), values in means.items()],
+              "same_map_as_gradcam": same,
+              "provenance": {"command": "python benchmarks/comparison.py " + " ".join(args.argv),
+                             "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+                             "wall_seconds": round(time.time() - start, 1),
+                             "cpu_seconds": round(time.process_time() - cpu, 1), "note": args.note, **at_start}}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "layer_sweep.json").write_text(json.dumps(result, indent=1, default=json_default) + "\n",
+                                                encoding="utf-8")
+    for layer in SWEEP_LAYERS:
+        print(f"{layer}: same map as Grad-CAM: {', '.join(same[layer]) or 'none'}")
+    return result
+
+
 # --- summaries ----------------------------------------------------------------------------------------------
 
 def coverage(config: dict, records: list[dict], datasets=DATASETS) -> dict:
@@ -518,6 +564,9 @@ def parser() -> argparse.ArgumentParser:
                    help="run the jobs as Ray tasks: a local Ray without ADDRESS, else the cluster at ADDRESS")
     p.add_argument("--limit", type=count, default=None, help="run at most this many new jobs")
     p.add_argument("--note", default=None, help="a remark kept in the run's provenance (e.g. 'shared machine')")
+    p.add_argument("--layer-sweep", type=positive_int, default=None, metavar="N",
+                   help="instead of the comparison: the gradient CAMs at six depths on N ImageNet images "
+                        "(layer_sweep.json under --out)")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="SECONDS",
                    help="start no new job after this many seconds (a time-boxed chunk; run again to continue)")
     return p
@@ -558,6 +607,14 @@ def main(argv=None) -> dict:
         return merge(args.merge, args.out, args.resamples, args.seed)
     args.out = args.out or DEFAULT_OUT
     check_device(p, args.device)
+    if args.layer_sweep is not None:
+        if args.shard is not None or args.ray is not None:
+            p.error("--layer-sweep runs in this process: it takes no --shard or --ray")
+        try:
+            pick_images("imagenet", args.layer_sweep, 1000)
+        except ValueError as e:
+            p.error(str(e))
+        return sweep(args)
     try:
         pick_images("imagenet", args.n, 1000)
     except ValueError as e:
