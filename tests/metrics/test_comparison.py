@@ -15,7 +15,7 @@ from xai_lab.metrics.comparison import (
     sanity_scores,
     summarize,
 )
-from xai_lab.stats import Direction, bootstrap
+from xai_lab.stats import Direction, bootstrap, paired_bootstrap
 
 
 def _record(image, method, value, kind="eval", **extra):
@@ -115,3 +115,19 @@ def test_summarize_resamples_clusters_whole():
     records = [_record(i, "a", v, cluster=p) for i, (v, p) in enumerate([(0.1, "p1"), (0.2, "p1"), (0.9, "p2")])]
     cell = summarize(records, seed=1)["a"]["lerf_mean_afoc@0.1"]
     assert cell == bootstrap([0.1, 0.2, 0.9], clusters=["p1", "p1", "p2"], seed=1)
+
+
+def test_compare_resamples_patients_when_the_records_carry_them():
+    rng = np.random.default_rng(1)
+    values = rng.uniform(0.2, 0.8, size=12)
+    patients = [f"p{i // 3}" for i in range(12)]  # four patients, three images each
+    records = [_record(i, m, v + shift, cluster=patients[i]) for i, v in enumerate(values)
+               for m, shift in (("a", 0.0), ("b", 0.1 + 0.05 * rng.standard_normal()))]
+    c = compare(records, "lerf_mean_afoc@0.1", "a")
+    a_values, b_values = [r["scores"]["lerf_mean_afoc@0.1"] for r in records[0::2]], \
+        [r["scores"]["lerf_mean_afoc@0.1"] for r in records[1::2]]
+    assert c["intervals"]["a"] == bootstrap(a_values, patients, seed=0)
+    assert c["versus"]["b"]["difference"] == paired_bootstrap(a_values, b_values, patients, seed=0)
+    assert c["versus"]["b"]["difference"] != paired_bootstrap(a_values, b_values, seed=0)  # not image by image
+    unclustered = compare([{**r, "cluster": None} for r in records], "lerf_mean_afoc@0.1", "a")
+    assert unclustered["intervals"]["a"] == bootstrap(a_values, seed=0)

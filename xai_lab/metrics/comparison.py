@@ -237,7 +237,9 @@ def compare(records: Sequence[dict], score: str, method: str, methods: Sequence[
     for it)? Returns ``intervals`` {method: Interval}, ``best`` (the best mean), ``is_best``, and
     per other method ``versus``: ``difference`` (``method`` minus it, paired over the images both
     have: :func:`xai_lab.stats.paired_bootstrap`), ``intervals_overlap`` (of the two methods' own
-    intervals) and ``difference_excludes_zero``."""
+    intervals) and ``difference_excludes_zero``. Where the records carry a ``"cluster"`` (the
+    patient of an MSLD image), every interval resamples whole clusters: the images of one patient
+    are not independent evidence."""
     direction = directions(records).get(score)
     if direction is None:
         raise ValueError(f"No record declares the direction of {score!r}")
@@ -245,16 +247,23 @@ def compare(records: Sequence[dict], score: str, method: str, methods: Sequence[
     values = {m: v for m, v in values.items() if v}
     if method not in values:
         raise ValueError(f"No {score!r} values for {method!r}")
-    intervals = {m: bootstrap([v[i] for i in sorted(v)], level=level, resamples=resamples, seed=seed)
-                 for m, v in values.items()}
+    cluster_of = {r["image"]: r.get("cluster") for r in records}
+    if all(c is None for c in cluster_of.values()):
+        cluster_of = {}
+
+    def clusters(images):
+        return [cluster_of[i] for i in images] if cluster_of else None
+
+    intervals = {m: bootstrap([v[i] for i in sorted(v)], clusters(sorted(v)), level=level, resamples=resamples,
+                              seed=seed) for m, v in values.items()}
     best = min(intervals, key=lambda m: (direction.sort_key(intervals[m].value), m))
     versus = {}
     for other, vals in values.items():
         if other == method:
             continue
         common = sorted(set(vals) & set(values[method]))
-        diff = paired_bootstrap([values[method][i] for i in common], [vals[i] for i in common], level=level,
-                                resamples=resamples, seed=seed)
+        diff = paired_bootstrap([values[method][i] for i in common], [vals[i] for i in common], clusters(common),
+                                level=level, resamples=resamples, seed=seed)
         versus[other] = {"difference": diff, "intervals_overlap": intervals[method].overlaps(intervals[other]),
                          "difference_excludes_zero": diff.excludes(0.0)}
     return {"score": score, "better": direction, "method": method, "level": level, "intervals": intervals,
