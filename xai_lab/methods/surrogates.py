@@ -181,7 +181,7 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
         weights.append(w)
         scores.append(float(explanation.score))
         fitted["samples"].append(explainer.samples)
-        fitted["outputs"].append(explainer.outputs[:, target])
+        fitted["outputs"].append(explainer.outputs[:, target].copy())  # not a view of all classes
         fitted["kernel_weights"].append(explainer.kernel_weights)
     return Result(saliency=torch.stack(maps).to(ctx.x.dtype),
                   extras={"segments": torch.stack(all_segments), "weights": weights, "score": scores,
