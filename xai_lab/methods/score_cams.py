@@ -22,6 +22,10 @@ def scorecam(ctx: Context, batch_size: int = 32, score: str = "probability", ali
 
     M_k is channel k upsampled to the input size and min-max scaled to [0, 1]; the N*K masked
     inputs go through the model ``batch_size`` at a time (K forward passes per image).
+    The paper's weight is the increase of confidence ``f(x * M_k)_c - f(x_b)_c`` over a baseline
+    image ``x_b``; its authors' code, and this function, drop the baseline term. It is one number
+    per image, so dropping it adds ``f(x_b)_c * sum_k A_k`` to the map before the ReLU: the map
+    leans towards where the activations are large overall.
     ``score="probability"`` (the paper and its authors' code): w_k is the softmax probability of
     the target class; constant channels carry no location and get w_k = 0, as the authors' code
     skips them. ``score="logit"`` (the ``grad-cam`` library): w = softmax over the K channels of the
