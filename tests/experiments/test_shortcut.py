@@ -251,6 +251,8 @@ def test_a_good_method_finds_the_mark_and_random_does_not(scores):
     for name in ("saliency", "gradcam"):                    # gradients live on magenta pixels only
         assert s[name]["relevance_mass"].value == pytest.approx(1.0)
         assert s[name]["pointing_game"].value == 1.0
+    assert s["saliency"]["box_iou"].value == 1.0          # the thresholded map is the mark itself
+    assert s["random"]["box_iou"].value < 0.2
     assert s["occlusion"]["relevance_mass"].value > 0.4  # windows that overlap the mark spill over its edge
     assert s["occlusion"]["pointing_game"].value == 1.0
     assert abs(s["random"]["relevance_mass"].value - area) < 0.01
@@ -269,7 +271,8 @@ def test_scores_keep_maps_inputs_and_costs(scores, records, detector):
     assert scores["costs"]["occlusion"]["forward_passes"] == 15 * 15 + 1
     assert scores["image_ids"] == [r.image_id for r in records] and scores["target"] == "Monkeypox"
     table = shortcut.score_table({"toy": scores})
-    assert list(table.index)[-1] == "random" and list(table.columns) == ["relevance mass", "pointing game"]
+    assert list(table.index)[-1] == "random"
+    assert list(table.columns) == ["relevance mass", "pointing game", "box IoU"]
 
 
 def test_without_the_mark_maps_are_constant_and_point_nowhere(records, detector):
@@ -278,6 +281,7 @@ def test_without_the_mark_maps_are_constant_and_point_nowhere(records, detector)
     assert out["per_image"]["saliency"]["relevance_mass"].tolist() == [0.0] * 6
     # all-zero maps: no maximum to point with
     assert out["per_image"]["saliency"]["pointing_game"].tolist() == [0.0] * 6
+    assert out["per_image"]["saliency"]["box_iou"].tolist() == [0.0] * 6  # no positive value: no box
 
 
 def test_predicted_target_and_errors(records, detector):

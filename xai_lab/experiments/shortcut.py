@@ -30,12 +30,15 @@ from dataclasses import dataclass
 import torch
 
 from ..explain import explain
-from ..metrics import pointing_game, relevance_mass
+from ..metrics import bounding_box, box_iou, pointing_game, relevance_mass
 from ..models import Classifier, msld
 from ..models import cache as model_cache
 from ..stats import LEVEL, Interval, bootstrap
 
-SCORES = ("relevance_mass", "pointing_game")
+SCORES = ("relevance_mass", "pointing_game", "box_iou")
+#: The threshold of the box score: a fraction of the map's maximum (Selvaraju et al. 2017 use 15 %).
+BOX_THRESHOLD = 0.15
+SCORE_LABELS = {"relevance_mass": "relevance mass", "pointing_game": "pointing game", "box_iou": "box IoU"}
 
 #: The book's shortcut chapters' time budget: every method family with modest settings. IG and SmoothGrad
 #: with 16 samples; occlusion with a 48-pixel window (the mark's size) at stride 48 (25
@@ -323,10 +326,14 @@ def localization_scores(classifier: Classifier, records, methods: Sequence[str] 
     mark stands for: the same question for every image and every model, whatever each one
     predicts), or None for the predicted class.
 
-    Per image and method: relevance mass (share of the positive relevance on the mark) and the
+    Per image and method: relevance mass (share of the positive relevance on the mark), the
     pointing game (is the map's maximum on the mark; a constant map points nowhere and counts as
-    a miss). Returns ``{"summary": {method: {score: Interval}}`` (:func:`patient_interval`), ``"per_image": {method:
-    {score: [N]}}, "costs": {method: {"seconds", "forward_passes"}}, "area_fraction"`` (the mark's
+    a miss) and the box IoU (the map as a weakly supervised localizer: the box around its largest
+    region above :data:`BOX_THRESHOLD` of its maximum, :func:`xai_lab.metrics.bounding_box`,
+    against the mark's box by intersection over union; 0 for a map without a positive value).
+
+    Returns ``{"summary": {method: {score: Interval}}`` (:func:`patient_interval`), ``"per_image":
+    {method: {score: [N]}}, "costs": {method: {"seconds", "forward_passes"}}, "area_fraction"`` (the mark's
     share of the image: what a uniform map scores), ``"image_ids"``, ``"patients"``, ``"target"``,
     ``"maps"``: {method: [keep_maps, H, W]} of the first ``keep_maps`` images, ``"inputs"``: those
     images [keep_maps, 3, H, W]}."""
@@ -366,6 +373,8 @@ def localization_scores(classifier: Classifier, records, methods: Sequence[str] 
             spread = flat.amax(1) > flat.amin(1)
             per_image[name]["relevance_mass"].append(relevance_mass(e.saliency, m))
             per_image[name]["pointing_game"].append(pointing_game(e.saliency, m) & spread)
+            per_image[name]["box_iou"].append(torch.tensor([_box_iou_with_mark(s, r, mark) for s, r in
+                                                            zip(e.saliency, batch)]))
             costs[name]["seconds"] += e.seconds
             costs[name]["forward_passes"] += e.forward_passes * len(e)
             room = keep_maps - sum(len(k) for k in maps[name])
@@ -385,6 +394,13 @@ def localization_scores(classifier: Classifier, records, methods: Sequence[str] 
             "area_fraction": area, "image_ids": [image_id(r) for r in records], "patients": patients,
             "target": target, "maps": {m: torch.cat(v) if v else None for m, v in maps.items()},
             "inputs": torch.cat(kept) if kept else None}
+
+
+def _box_iou_with_mark(saliency: torch.Tensor, item, mark: Mark) -> float:
+    """IoU of the box of one map [H, W] (:data:`BOX_THRESHOLD`) with the mark's box; 0 without a positive value."""
+    if not bool((saliency > 0).any()):
+        return 0.0
+    return box_iou(bounding_box(saliency, BOX_THRESHOLD), mark_box(item, mark, *saliency.shape))
 
 
 def ranking(scores: dict, by: str = "relevance_mass") -> list[str]:
@@ -407,7 +423,7 @@ def score_table(results: Mapping[str, dict], by: str = "relevance_mass", scores:
         row = {}
         for label, result in results.items():
             for score in scores:
-                row[(label, score.replace("_", " "))] = result["summary"][method][score].format(2)
+                row[(label, SCORE_LABELS[score])] = result["summary"][method][score].format(2)
         rows[method] = row
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.columns = pd.MultiIndex.from_tuples(table.columns) if len(results) > 1 else [c[1] for c in table.columns]
