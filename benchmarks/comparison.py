@@ -29,7 +29,9 @@ Per (image, method) (``xai_lab.metrics.comparison.evaluate``; target: the predic
 ``seed + image index``): MoRF and LeRF with black and mean replacement (AFOC, KL, PCUO at 10 %),
 deletion and insertion AUC, the explanation's seconds and forward/backward passes; on the
 shortcut images relevance mass and pointing game on the mark; on the first ``--sanity-images``
-images of each dataset the cascading-randomization sanity check. Per dataset, method and score:
+images of each dataset the cascading-randomization sanity check and class discrimination
+(``random_target_spearman``: Spearman agreement of the map for a random other class with the map
+for the predicted class; lower is better). Per dataset, method and score:
 the mean with its 95 % percentile-bootstrap interval over images (over patients for MSLD and the
 shortcut: ``xai_lab.stats.bootstrap(..., clusters=...)``), and rankings with paired intervals.
 
@@ -452,7 +454,7 @@ def rankings(records: list[dict], resamples: int, seed: int, sanity_steps: int) 
     for dataset in sorted({r["dataset"] for r in records}):
         mine = [r for r in records if r["dataset"] == dataset]
         out[dataset] = {}
-        for score in SCORES_SHOWN + (f"sanity_spearman@{sanity_steps}",):
+        for score in SCORES_SHOWN + (f"sanity_spearman@{sanity_steps}", "random_target_spearman"):
             have: dict = {}
             for r in mine:
                 values = {**r.get("scores", {}), **{k: r[k] for k in ("seconds", "forward_passes") if k in r
