@@ -20,9 +20,6 @@ DEFINITIONAL = {
     "faithfulness.md": ["10 %", "30 %", "10 %", "10 %"],            # fractions removed (settings)
     "feature_visualization.md": ["0.005", "0.05"],                  # learning rates (options)
     "gradients.md": ["15 %"],                                       # SmoothGrad's noise (default)
-    "msld_explained.md": ["0.90", "20 %", "0.5"],                   # the goal; augmentation; chance
-    "msld_training.md": ["20 %", "20 %", "0.5", "0.90", "0.5"],     # split; threshold; the goal
-    "occlusion_rise.md": ["0.5"],                                   # the input scaling's mid-gray
     "roar.md": ["90 %"],                                            # the largest fraction
 }
 

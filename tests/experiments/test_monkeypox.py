@@ -128,22 +128,86 @@ def test_image_statistics_and_their_aucs(records):
 
 def test_edit_effects_of_a_classifier_that_reads_the_brightness(records):
     """A toy classifier whose P(Monkeypox) falls with the mean brightness: darkening raises it."""
-    from xai_lab import Classifier
-
-    class Brightness(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.scale = torch.nn.Parameter(torch.tensor(10.0))
-
-        def forward(self, x):
-            logit = self.scale * (0.5 - x.mean(dim=(1, 2, 3)))
-            return torch.stack([logit, -logit], 1)
-
-    classifier = Classifier("brightness", Brightness(), list(msld.CATEGORIES), "scale", (0.0,) * 3, (1.0,) * 3)
-    effects = monkeypox.edit_effects(classifier, records, {"as it is": None, "darker": monkeypox.scale_brightness(0.5)},
-                                     n_boot=100)
+    edits = {"as it is": None, "darker": monkeypox.scale_brightness(0.5)}
+    effects = monkeypox.edit_effects(_brightness_classifier(), records, edits, n_boot=100)
     assert effects["as it is"].mean_shift == 0 and effects["as it is"].flips == 0
     dark = effects["darker"]
     assert dark.min_shift >= 0 and dark.mean_shift > 0 and dark.flips == sum(r.label == "Others" for r in records)
     assert set(dark.row()) == {"roc_auc", "balanced_accuracy", "mean P(positive)", "mean shift", "shifts from",
                                "shifts to", "flips"}
+
+
+def test_patients_by_image_count_and_sample_patients(records):
+    assert monkeypox.patients_by_image_count(records) == {1: {"Monkeypox": 9, "Others": 9}, 2: {"Monkeypox": 3, "Others": 3}}
+    sample = monkeypox.sample_patients(records, per_class=4, seed=0)
+    assert [r.label for r in sample] == ["Monkeypox"] * 4 + ["Others"] * 4
+    assert len({r.patient_id for r in sample}) == 8 and all(r.image_id.endswith("_0") for r in sample)  # first image
+    assert [r.image_id for r in monkeypox.sample_patients(records, 4, seed=0)] == [r.image_id for r in sample]
+    assert {r.image_id for r in monkeypox.sample_patients(records, 4, seed=1)} != {r.image_id for r in sample}
+
+
+class _Brightness(torch.nn.Module):
+    """P(Monkeypox) falls with the mean brightness: logits (z, -z), z = scale * (0.5 - mean pixel)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(10.0))
+
+    def forward(self, x):
+        logit = self.scale * (0.5 - x.mean(dim=(1, 2, 3)))
+        return torch.stack([logit, -logit], 1)
+
+
+def _brightness_classifier():
+    from xai_lab import Classifier
+
+    return Classifier("brightness", _Brightness(), list(msld.CATEGORIES), "scale", (0.0,) * 3, (1.0,) * 3)
+
+
+def test_case_study_of_a_classifier_that_reads_the_brightness(records):
+    """The toy classifier ranks every dark (Monkeypox) image above every light one: no mistake,
+    so the "wrong" cases fall back to the least confident right answers."""
+    study = monkeypox.case_study(_brightness_classifier(), records, n_boot=100)
+    assert study.roc_auc.value == 1.0 and study.roc_auc.n == len(records)
+    assert torch.equal(study.predicted, study.true) and study.mistakes == []
+    assert study.true.tolist() == [0] * 15 + [1] * 15 and study.is_positive.sum() == 15
+    assert study.cases["wrong, Monkeypox"][1] == "no mistake: least confident"
+    table = study.case_table()
+    assert list(table) == list(study.cases) and table["right, Others"]["predicted"] == "Others"
+    assert study.inputs(study.chosen).shape == (4, 3, 224, 224)
+    means = study.by_class(study.is_positive.astype(float), n_boot=100)
+    assert means["Monkeypox"].value == 1 and means["Others"].value == 0 and means["Others"].n == 15
+    # the input gradient of a mean is the same at every pixel: the band gets its area share
+    band = monkeypox.border_band(224, 28)
+    shares = study.region_shares(band, ["saliency"])
+    assert set(shares) == {("saliency", "Monkeypox"), ("saliency", "Others")}
+    assert all(s.value == pytest.approx(float(band.float().mean()), abs=1e-5) for s in shares.values())
+
+
+def test_two_class_identities_hold_for_opposite_head_rows():
+    from xai_lab import Classifier
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.classifier = torch.nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.classifier(torch.relu(self.features(x)).mean(dim=(2, 3)))
+
+    torch.manual_seed(0)
+    net = Net()
+    with torch.no_grad():
+        net.classifier.weight[1] = -net.classifier.weight[0]
+        net.classifier.bias[1] = -net.classifier.bias[0]
+    classifier = Classifier("toy", net, list(msld.CATEGORIES), "features", (0.0,) * 3, (1.0,) * 3, head="classifier")
+    x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    predicted, true = torch.tensor([0, 1]), torch.tensor([1, 0])
+    errors = monkeypox.two_class_identities(classifier, x, predicted, true, window=8, stride=4)
+    assert max(errors.values()) < 1e-5, errors
+    with torch.no_grad():
+        net.classifier.weight[1] += 0.5  # rows no longer opposite: the head and saliency identities break
+    head, occlusion, saliency = monkeypox.two_class_identities(classifier, x, predicted, true, window=8, stride=4).values()
+    assert head > 0.1 and saliency > 1e-3
+    assert occlusion < 1e-5  # p_Others = 1 - p_Monkeypox holds for any two-class softmax

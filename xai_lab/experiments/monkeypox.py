@@ -2,13 +2,16 @@
 classifier" and "What does the monkeypox classifier look at?").
 
 * The data: :func:`dataset_summary` and :func:`split_summary` (images and patients per class and
-  split), :func:`images_per_patient`.
+  split), :func:`images_per_patient`, :func:`patients_by_image_count`.
 * The split leak: :func:`image_split` (by image, the split that must not be used) against
   :func:`xai_lab.data.patient_split`; :func:`nearest_neighbors` (does a test image's nearest
   training image belong to its own patient?) and :func:`split_leak` (the test ROC AUC of the
   linear probe, or of a 1-nearest-neighbor rule, under both kinds of split over several seeds).
 * Thresholds: :func:`balanced_accuracy` ``(TPR + TNR) / 2`` and :func:`best_threshold`.
-* The chosen cases: :func:`pick_cases` (the most confident right and wrong answers per class).
+* The chosen cases: :func:`pick_cases` (the most confident right and wrong answers per class) and
+  :func:`case_study` (the classifier scored on its test patients, with its cases and per-class
+  means with patient-bootstrap intervals); :func:`sample_patients` (one image of random patients);
+  :func:`two_class_identities` (the maps of the two classes tied by the head and the softmax).
 * Edits for ``transform=`` of :func:`xai_lab.models.msld.predict`: :func:`border_band`,
   :func:`hide` (a region replaced by the image's mean color), :func:`scale_brightness`, and
   :func:`edit_effects` (what each edit does to the classifier's answers).
@@ -29,6 +32,8 @@ import numpy as np
 import torch
 
 from ..data import patient_split
+from ..explain import explain
+from ..metrics.localization import relevance_mass
 from ..models import msld
 from ..stats import Interval, bootstrap
 
@@ -47,6 +52,14 @@ def images_per_patient(records) -> dict[str, list[int]]:
                 counts[r.patient_id] = counts.get(r.patient_id, 0) + 1
         out[label] = [counts[p] for p in sorted(counts)]
     return out
+
+
+def patients_by_image_count(records) -> dict[int, dict[str, int]]:
+    """For every number of images n from 1 to the largest: how many patients of each class have
+    exactly n images (zeros included), ``{n: {class: patients}}``."""
+    per_class = images_per_patient(records)
+    top = max(max(counts) for counts in per_class.values())
+    return {n: {label: counts.count(n) for label, counts in per_class.items()} for n in range(1, top + 1)}
 
 
 def dataset_summary(records) -> dict[str, dict[str, float]]:
@@ -73,6 +86,18 @@ def patients_in_several_splits(split: dict) -> int:
         for r in part:
             seen.setdefault(r.patient_id, set()).add(name)
     return sum(len(s) > 1 for s in seen.values())
+
+
+def sample_patients(records, per_class: int = 4, seed: int = 0) -> list:
+    """``per_class`` patients of each class (in the order of the classes) drawn without
+    replacement by one ``random.Random(seed)`` from the sorted patient ids, and for each the first
+    of its records: one image per patient."""
+    rng = random.Random(seed)
+    out = []
+    for label in msld.CATEGORIES:
+        for patient in rng.sample(sorted({r.patient_id for r in records if r.label == label}), per_class):
+            out.append(next(r for r in records if r.patient_id == patient))
+    return out
 
 
 # --- the split leak ---------------------------------------------------------------------------
@@ -137,10 +162,10 @@ def roc_auc(positive, score) -> float:
     """ROC AUC (Mann-Whitney, ties counted one half) of ``score`` [N] against ``positive`` [N]."""
     positive, score = torch.as_tensor(positive).bool(), torch.as_tensor(score).double()
     ones = torch.ones(1, len(score), dtype=torch.float64)
-    return float(msld.weighted_metrics(ones, positive, score, score >= 0.5)["roc_auc"][0])
+    return float(msld.weighted_metrics(ones, positive, score, score >= msld.THRESHOLD)["roc_auc"][0])
 
 
-def balanced_accuracy(positive, score, threshold: float = 0.5) -> float:
+def balanced_accuracy(positive, score, threshold: float = msld.THRESHOLD) -> float:
     """``(TPR + TNR) / 2`` of the rule "positive when ``score >= threshold``"."""
     positive, score = torch.as_tensor(positive).bool(), torch.as_tensor(score).double()
     ones = torch.ones(1, len(score), dtype=torch.float64)
@@ -222,7 +247,7 @@ def pick_cases(p_positive, is_positive) -> dict[str, tuple[int, str]]:
     ``{case: (index, rule)}`` with cases "right, <class>" and "wrong, <class>"."""
     p = np.asarray(p_positive, dtype=np.float64)
     truth = np.asarray(is_positive, dtype=bool)
-    said = p >= 0.5
+    said = p >= msld.THRESHOLD
     confidence = np.where(said, p, 1 - p)
 
     def pick(mask, fallback):
@@ -237,6 +262,118 @@ def pick_cases(p_positive, is_positive) -> dict[str, tuple[int, str]]:
         f"wrong, {positive}": pick(truth & ~said, truth & said),
         f"wrong, {negative}": pick(~truth & said, ~truth & ~said),
     }
+
+
+@dataclass(frozen=True)
+class CaseStudy:
+    """The classifier on its test patients (:func:`case_study`): ``records``, their
+    ``p_positive`` = P(Monkeypox) [N], the test ``roc_auc`` (patient bootstrap of
+    :func:`xai_lab.models.msld.scores`) and the four ``cases`` of :func:`pick_cases`."""
+
+    classifier: object
+    records: list
+    p_positive: torch.Tensor
+    roc_auc: Interval
+    cases: dict[str, tuple[int, str]]
+
+    @property
+    def is_positive(self) -> np.ndarray:
+        """[N] bool: the true class is Monkeypox."""
+        return np.array([r.label == msld.POSITIVE for r in self.records])
+
+    @property
+    def patients(self) -> list[str]:
+        return [r.patient_id for r in self.records]
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        """[N] the predicted class index (order of ``CATEGORIES``: P(Monkeypox) >= THRESHOLD gives 0)."""
+        return (self.p_positive < msld.THRESHOLD).long()
+
+    @property
+    def true(self) -> torch.Tensor:
+        """[N] the true class index (order of ``CATEGORIES``)."""
+        return torch.tensor([msld.CATEGORIES.index(r.label) for r in self.records])
+
+    @property
+    def chosen(self) -> list[int]:
+        """The indices (into ``records``) of the cases, in the order of ``cases``."""
+        return [i for i, _ in self.cases.values()]
+
+    @property
+    def mistakes(self) -> list[int]:
+        """Positions among the cases (0..3) of the "wrong" cases that are mistakes (not fallbacks)."""
+        return [k for k, (case, (i, _)) in enumerate(self.cases.items())
+                if case.startswith("wrong") and self.predicted[i] != self.true[i]]
+
+    def inputs(self, indices=None) -> torch.Tensor:
+        """The preprocessed images [n, 3, H, W] of ``indices`` (default: every test record)."""
+        indices = range(len(self.records)) if indices is None else indices
+        return torch.stack([self.classifier.preprocess(self.records[i].path) for i in indices])
+
+    def case_table(self) -> dict[str, dict]:
+        """One row per case: image id, true and predicted class, P(Monkeypox) and the rule that chose it."""
+        return {case: {"image": self.records[i].image_id, "true": self.records[i].label,
+                       "predicted": msld.CATEGORIES[int(self.predicted[i])],
+                       "P(Monkeypox)": round(float(self.p_positive[i]), 3), "rule": rule}
+                for case, (i, rule) in self.cases.items()}
+
+    def by_class(self, values, n_boot: int = 2000, seed: int = 0) -> dict[str, Interval]:
+        """The mean of one value per test image [N] within each true class, with the percentile
+        bootstrap over that class's patients (:func:`xai_lab.stats.bootstrap`, patients as clusters)."""
+        values, patients = np.asarray(values, dtype=np.float64), np.array(self.patients)
+        return {label: bootstrap(values[members], patients[members], resamples=n_boot, seed=seed)
+                for label, members in ((msld.POSITIVE, self.is_positive),
+                                       (msld.CATEGORIES[1], ~self.is_positive))}
+
+    def region_shares(self, region: torch.Tensor, methods: Sequence[str] = ("gradcam",), seed: int = 0
+                      ) -> dict[tuple[str, str], Interval]:
+        """Where each method's map of the predicted class falls, for every test image: the share of
+        its positive mass in ``region`` [H, W] (:func:`xai_lab.metrics.relevance_mass`,
+        ``sum_region max(S, 0) / sum max(S, 0)``), averaged per true class with :meth:`by_class`.
+        ``{(method, class): Interval}``; a map that ignored position would give the region's area share."""
+        maps = explain(self.classifier, self.inputs(), method=list(methods), target=self.predicted, seed=seed)
+        return {(name, label): interval for name, e in maps.items()
+                for label, interval in self.by_class(relevance_mass(e.saliency, region)).items()}
+
+
+def case_study(classifier=None, records=None, n_boot: int = 2000, seed: int = 0) -> CaseStudy:
+    """Score the test patients and choose four cases (:func:`pick_cases`). Defaults: the book's
+    classifier (``load_model("msld_efficientnet_lite0")``, trained or loaded from the cache) and
+    the test split of :func:`xai_lab.models.msld.split_records`."""
+    if classifier is None:
+        from ..models import load_model
+
+        classifier = load_model(msld.NAME)
+    records = msld.split_records()["test"] if records is None else list(records)
+    p = msld.predict(classifier, records, progress=False)
+    truth = torch.tensor([r.label == msld.POSITIVE for r in records])
+    auc = msld.scores(truth, p, [r.patient_id for r in records], n_boot, seed).roc_auc
+    return CaseStudy(classifier, records, p, auc, pick_cases(p, truth.numpy()))
+
+
+def two_class_identities(classifier, x: torch.Tensor, predicted, true, window: int = 112,
+                         stride: int = 56) -> dict[str, float]:
+    """How exactly a two-class classifier ties the maps of its two classes, as three errors that
+    are zero when the identities hold (``x`` [N, 3, H, W], ``predicted`` and ``true`` [N]).
+
+    A head fitted from zero by gradient steps on the cross-entropy keeps opposite rows
+    (``dCE/dz_0 = p_0 - y_0 = -dCE/dz_1`` at every step, so ``W_1 = -W_0``, ``b_1 = -b_0``):
+    ``z_1 = -z_0``, the input gradient of one class is minus that of the other and the saliency
+    ``|grad|`` (Simonyan et al. 2014) of both is the same. Any two-class softmax has ``p_1 = 1 - p_0``,
+    so occlusion's map (Zeiler & Fergus 2014: the drop of the target probability, here with
+    ``window`` and ``stride``) of one class is minus that of the other. Returns
+    ``max |row_0 + row_1| / max |row|`` of the head (weights and bias), ``max |occlusion(true) +
+    occlusion(predicted)|`` and ``max |saliency(true) - saliency(predicted)| / max saliency(predicted)``."""
+    head = dict(classifier.model.named_modules())[classifier.head]
+    rows = torch.cat([head.weight, head.bias[:, None]], 1).detach()
+    occlusion = [explain(classifier, x, method="occlusion", target=t, window=window, stride=stride).saliency
+                 for t in (predicted, true)]
+    saliency = [explain(classifier, x, method="saliency", target=t).saliency for t in (predicted, true)]
+    return {"head: max |row Monkeypox + row Others| / max |row|": float((rows[0] + rows[1]).abs().max() / rows.abs().max()),
+            "occlusion: max |map(true) + map(predicted)|": float((occlusion[0] + occlusion[1]).abs().max()),
+            "saliency: max |map(true) - map(predicted)| / max map": float((saliency[1] - saliency[0]).abs().max()
+                                                                          / saliency[0].max())}
 
 
 def border_band(size: int = msld.IMAGE_SIZE, width: int = 28) -> torch.Tensor:
@@ -269,7 +406,7 @@ class EditEffect:
     """What one edit of the test images does to the classifier: ``p_positive`` [N] on the edited
     images, their ``scores`` (:func:`xai_lab.models.msld.scores`, patient bootstrap), and against
     the unedited images the mean, smallest and largest change of P(positive) and the number of
-    answers (threshold 1/2) that ``flip``."""
+    answers (at :data:`~xai_lab.models.msld.THRESHOLD`) that ``flip``."""
 
     p_positive: torch.Tensor
     scores: msld.Evaluation
@@ -294,9 +431,9 @@ def edit_effects(classifier, records, edits: dict, n_boot: int = 2000, seed: int
     out = {}
     for name, transform in edits.items():
         p = before if transform is None else msld.predict(classifier, records, progress=False, transform=transform)
-        shift = p - before
+        shift, flips = p - before, (p >= msld.THRESHOLD) != (before >= msld.THRESHOLD)
         out[name] = EditEffect(p, msld.scores(truth, p, patients, n_boot, seed), float(shift.mean()),
-                               float(shift.min()), float(shift.max()), int(((p >= 0.5) != (before >= 0.5)).sum()))
+                               float(shift.min()), float(shift.max()), int(flips.sum()))
     return out
 
 
@@ -369,7 +506,8 @@ def statistic_aucs(statistics: dict[str, np.ndarray], records, split: dict, n_bo
     return out
 
 
-__all__ = ["EditEffect", "NearestNeighbors", "SPLITS", "STATISTICS", "SplitLeak", "StatisticAUC", "balanced_accuracy",
-           "best_threshold", "border_band", "dataset_summary", "edit_effects", "hide", "image_split", "image_statistics",
-           "images_per_patient", "nearest_neighbors", "patients_in_several_splits", "pick_cases", "roc_auc",
-           "scale_brightness", "split_by", "split_leak", "split_summary", "statistic_aucs"]
+__all__ = ["CaseStudy", "EditEffect", "NearestNeighbors", "SPLITS", "STATISTICS", "SplitLeak", "StatisticAUC",
+           "balanced_accuracy", "best_threshold", "border_band", "case_study", "dataset_summary", "edit_effects", "hide",
+           "image_split", "image_statistics", "images_per_patient", "nearest_neighbors", "patients_by_image_count",
+           "patients_in_several_splits", "pick_cases", "roc_auc", "sample_patients", "scale_brightness", "split_by",
+           "split_leak", "split_summary", "statistic_aucs", "two_class_identities"]

@@ -11,12 +11,7 @@ TINY = msld.TrainSettings(copies=2, max_steps=30, patience=10, val=0.25, test=0.
 
 
 @pytest.fixture(scope="package")
-def records(msld_one_image_patients):
-    return msld_one_image_patients
-
-
-@pytest.fixture(scope="package")
-def spied_training(records):
+def spied_training(msld_one_image_patients):
     """One tiny training, with the records every feature extraction was given."""
     seen = []
     original = training.pooled_features
@@ -28,7 +23,7 @@ def spied_training(records):
     training.pooled_features = spy
     try:
         threads = torch.get_num_threads()
-        model, info = msld.train(TINY, records, progress=False)
+        model, info = msld.train(TINY, msld_one_image_patients, progress=False)
         assert torch.get_num_threads() == threads and not torch.are_deterministic_algorithms_enabled()
     finally:
         training.pooled_features = original

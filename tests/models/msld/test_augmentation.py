@@ -16,3 +16,11 @@ def test_augment_is_driven_by_the_generator():
         top, left, h, w = msld.random_crop_box(200, 260, g)
         assert 0 <= top and top + h <= 200 and 0 <= left and left + w <= 260
         assert 0.5 * 200 * 260 * 0.95 <= h * w <= 200 * 260
+
+
+def test_augmented_views_start_with_the_image_and_follow_one_generator():
+    image = torch.rand(3, 224, 224, generator=torch.Generator().manual_seed(0))
+    views = msld.augmented_views(image, 3, seed=7)
+    generator = torch.Generator().manual_seed(7)
+    assert len(views) == 4 and views[0] is image
+    assert all(torch.equal(view, msld.augment(image, generator)) for view in views[1:])

@@ -15,6 +15,24 @@ from xai_lab.models import msld
 ROOT = Path(__file__).resolve().parents[3]
 
 
+def test_threshold_decides_the_answer():
+    """A score equal to the threshold is a Monkeypox answer; one just below it is not."""
+    positive = torch.tensor([True, False])
+    result = msld.scores(positive, torch.tensor([msld.THRESHOLD, msld.THRESHOLD - 1e-6], dtype=torch.float64), ["a", "b"],
+                         n_boot=10)
+    assert result.accuracy.value == 1 and result.confusion == [[1, 0], [0, 1]]
+
+
+def test_describe_training_reports_early_stopping():
+    settings = {"copies": 8, "crop_scale": (0.5, 1.0), "jitter": 0.2, "weight_decay": 0.3, "lr": 0.01, "max_steps": 1000}
+    info = {"seconds": 12.5, "train_images": 100, "val_images": 37, "step": 84, "val_loss": 0.51234, "train_loss": 0.2,
+            "settings": settings}
+    text = msld.describe_training(info)
+    assert "training: 100 images x 8 views, validation: 37 images" in text
+    assert "early stopping at step 84 of at most 1000: validation cross-entropy 0.512, training cross-entropy 0.200" in text
+    assert "'jitter': 0.2" in text and "max_steps" not in text
+
+
 def test_scores_by_hand():
     positive = torch.tensor([True, True, False, False])
     score = torch.tensor([0.9, 0.4, 0.6, 0.2])
@@ -78,8 +96,9 @@ def _benchmark():
     return module
 
 
-def test_benchmark_data_dir_reads_the_whole_folder(records, spied_training, tmp_path):
-    chosen = [r for r in records if r.label == "Monkeypox"][:2] + [r for r in records if r.label == "Others"][:2]
+def test_benchmark_data_dir_reads_the_whole_folder(msld_one_image_patients, spied_training, tmp_path):
+    by_label = {label: [r for r in msld_one_image_patients if r.label == label] for label in ("Monkeypox", "Others")}
+    chosen = by_label["Monkeypox"][:2] + by_label["Others"][:2]
     with open(tmp_path / "metadata.csv", "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["image_id", "label", "patient_id", "sha256"])

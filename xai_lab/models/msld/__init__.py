@@ -17,15 +17,16 @@ Preprocessing: MSLD images are 224 x 224, so the classifier resizes the short si
 center-crops 224 (the identity on MSLD) instead of ImageNet's 256 -> 224, which would cut 12.5 %
 off every border, where lesions often are.
 """
-from .augmentation import augment, random_crop_box
+from .augmentation import augment, augmented_views, random_crop_box
 from .data import PixelTransform, center_view, folder_records, label_indices, load_pixels, split_records
 from .evaluation import METRICS, Evaluation, describe, evaluate, predict, scores, weighted_metrics
-from .settings import CATEGORIES, DEFAULT_SETTINGS, IMAGE_SIZE, NAME, POSITIVE, TrainSettings
+from .settings import CATEGORIES, DEFAULT_SETTINGS, IMAGE_SIZE, NAME, POSITIVE, ROC_AUC_GOAL, THRESHOLD, TrainSettings
 from .training import (
                        RECIPE,
                        as_classifier,
                        cache_key,
                        cache_path,
+                       describe_training,
                        deterministic,
                        efficientnet_lite0,
                        fit_head,
@@ -38,8 +39,9 @@ from .training import (
 
 __all__ = ["CATEGORIES", "DEFAULT_SETTINGS", "Evaluation", "IMAGE_SIZE", "METRICS", "NAME", "POSITIVE",
            "PixelTransform",
-           "RECIPE",
-           "TrainSettings", "as_classifier", "augment", "cache_key", "cache_path", "center_view", "describe",
+           "RECIPE", "ROC_AUC_GOAL", "THRESHOLD",
+           "TrainSettings", "as_classifier", "augment", "augmented_views", "cache_key", "cache_path", "center_view", "describe",
+           "describe_training",
            "deterministic", "efficientnet_lite0", "evaluate", "fit_head", "fit_or_load", "folder_records",
            "imagenet_backbone", "label_indices", "load", "load_pixels", "pooled_features", "predict",
            "random_crop_box", "scores", "split_records", "train", "weighted_metrics"]

@@ -47,3 +47,11 @@ def augment(pixels: torch.Tensor, generator: torch.Generator, settings: TrainSet
     x = TF.adjust_contrast(x, _uniform(generator, low, high))
     x = TF.adjust_saturation(x, _uniform(generator, low, high))
     return x.clamp(0, 1)
+
+
+def augmented_views(pixels: torch.Tensor, n: int, settings: TrainSettings = DEFAULT_SETTINGS,
+                    seed: int = 0) -> list[torch.Tensor]:
+    """The image [3, H, W] as it is, then ``n`` :func:`augment` views drawn in turn from one
+    generator seeded with ``seed``: views like those training adds (``copies - 1`` per image)."""
+    generator = torch.Generator().manual_seed(seed)
+    return [pixels] + [augment(pixels, generator, settings) for _ in range(n)]

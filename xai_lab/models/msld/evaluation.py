@@ -15,7 +15,7 @@ from tqdm import tqdm
 from ...stats import LEVEL, Interval, bootstrap, resample_counts
 from .. import Classifier
 from .data import PixelTransform, center_view, load_pixels
-from .settings import CATEGORIES, POSITIVE
+from .settings import CATEGORIES, POSITIVE, THRESHOLD
 
 METRICS = ("accuracy", "balanced_accuracy", "roc_auc")
 
@@ -109,14 +109,14 @@ class Evaluation:
 
 def scores(positive: torch.Tensor, score: torch.Tensor, groups: Sequence[str], n_boot: int = 2000,
            seed: int = 0) -> Evaluation:
-    """Metrics of scores ``score`` [N] (predicted positive when score >= 1/2) against ``positive``
+    """Metrics of scores ``score`` [N] (predicted positive when score >= :data:`THRESHOLD`) against ``positive``
     [N] (bool), each an :class:`~xai_lab.stats.Interval`: a percentile bootstrap over the distinct
     ``groups`` (patients), ``n_boot`` draws with ``seed`` (:func:`xai_lab.stats.bootstrap`). Draws
     lacking a class are left out of the intervals (``undefined_draws`` counts them)."""
     positive, score = torch.as_tensor(positive).bool(), torch.as_tensor(score).double()
     if positive.all() or not positive.any():
         raise ValueError("scores needs images of both classes")
-    predicted = score >= 0.5
+    predicted = score >= THRESHOLD
     values = torch.stack([positive.double(), score, predicted.double()], 1).numpy()
     groups = list(groups)
     intervals = {name: bootstrap(values, groups, LEVEL, n_boot, seed, _metric_statistic(name)) for name in METRICS}

@@ -1,4 +1,5 @@
-"""What determines the MSLD classifier: its classes and image size, and :class:`TrainSettings`."""
+"""What determines the MSLD classifier: its classes and image size, its decision threshold, the
+project's goal for it, and :class:`TrainSettings`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +8,8 @@ NAME = "msld_efficientnet_lite0"
 CATEGORIES = ["Monkeypox", "Others"]
 POSITIVE = "Monkeypox"
 IMAGE_SIZE = 224
+THRESHOLD = 0.5      # the answer is Monkeypox when P(Monkeypox) >= THRESHOLD
+ROC_AUC_GOAL = 0.9   # the project's goal: at least this test ROC AUC on unseen patients
 
 
 @dataclass(frozen=True)

@@ -195,6 +195,19 @@ def fit_or_load(settings: TrainSettings = DEFAULT_SETTINGS, records=None, cache_
     return as_classifier(model), info
 
 
+def describe_training(info: dict) -> str:
+    """The ``info`` of :func:`train` / :func:`fit_or_load` as a few lines of text: how long training
+    took, the images and views, the settings that shape the head, and where early stopping kept
+    the weights (step, validation and training cross-entropy)."""
+    settings = info["settings"]
+    shown = {k: settings[k] for k in ("copies", "crop_scale", "jitter", "weight_decay", "lr")}
+    return (f"training took {info['seconds']} s when it ran; training: {info['train_images']} images x "
+            f"{settings['copies']} views, validation: {info['val_images']} images\n"
+            f"settings: {shown}\n"
+            f"early stopping at step {info['step']} of at most {settings['max_steps']}: "
+            f"validation cross-entropy {info['val_loss']:.3f}, training cross-entropy {info['train_loss']:.3f}")
+
+
 def load(weights="imagenet") -> Classifier:
     """``load_model`` entry: ``"imagenet"`` = fine-tuned from the ImageNet weights (trained on first
     use, then cached); ``None`` = the same two-class network with random weights (untrained)."""
