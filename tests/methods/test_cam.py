@@ -69,7 +69,7 @@ def test_gradcam_equals_captum_layer_gradcam(model_name, request, coffee_chelsea
     clf = request.getfixturevalue(model_name)
     layer = dict(clf.model.named_modules())[clf.default_layer]
     target = torch.tensor([967, 281])
-    ref = captum.LayerGradCam(clf.model, layer).attribute(coffee_chelsea, target=target, relu_attributions=True)[:, 0]
+    ref = captum.LayerGradCam(clf.model, layer).attribute(coffee_chelsea, target=target, relu_attributions=True)[:, 0].detach()
     ours = xai_lab.explain(clf, coffee_chelsea, method="gradcam", target=target)
     assert torch.allclose(ours.layer_map, ref, rtol=1e-5, atol=1e-5 * float(ref.abs().max()))
 
