@@ -293,7 +293,7 @@ def paired_difference(rows: Sequence[dict], records, a: str, b: str, k: float, c
     if len(probability[0]) != len(records):
         raise ValueError(f"the rows hold {len(probability[0])} test images, records has {len(records)}")
     positive = torch.tensor([r.label == msld.POSITIVE for r in records])
-    correct = [((p >= 0.5) == positive).double() for p in probability]
+    correct = [((p >= msld.THRESHOLD) == positive).double() for p in probability]
     return paired_bootstrap(correct[0], correct[1], [r.patient_id for r in records], LEVEL, n_boot, seed)
 
 
