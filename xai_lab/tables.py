@@ -49,8 +49,8 @@ def ranked_pairs(table):
 
 def max_difference_up_to_scale(maps: Mapping[str, torch.Tensor], references: Sequence[str]):
     """How far each map is from each reference map once both are divided by their largest
-    magnitude: max over images and positions of |m / max|m| - r / max|r||, with the maximum
-    taken per image. 0 means the two maps are one map up to a positive factor per image (an
+    magnitude: ``max |m / max|m| - r / max|r||`` over images and positions, the maxima in the
+    fractions taken per image. 0 means the two maps are one map up to a positive factor per image (an
     all-zero map stays zero). ``maps``: name -> maps [N, h, w] of the same images, e.g.
     ``layer_map`` of several explanations; ``references``: names among them (the columns).
     Rows in the order of ``maps``."""
