@@ -1,7 +1,8 @@
 """Tables the chapters share, as pandas DataFrames: what explanations cost, how much methods
 agree (every pair, and the pairs ranked), and how far maps are from each other up to scale.
 
-pandas is imported inside each function: the book depends on it, the package does not.
+pandas is imported inside each function: the book depends on it, the package does not (install
+it with the package's `tables` extra: `pip install xai_lab[tables]`).
 """
 from __future__ import annotations
 
