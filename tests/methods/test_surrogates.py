@@ -186,3 +186,48 @@ def test_anchors_search_bound(noise):
     e = xai_lab.explain(model, x, method="anchors", segmentation_kwargs=SLIC, batch_size=50, max_anchor_size=1,
                         seed=0, progress=False)
     assert len(e.extras["anchor"][0]) == 1 and e.extras["precision"][0] < 0.95
+
+
+def test_anchors_with_superimposed_hiding(noise):
+    """Class 0 iff the chosen superpixel has texture. Flat hiding and a gray background remove it:
+    the anchor is that superpixel. A noise background puts texture back wherever it hides: the
+    decision holds without any superpixel kept, so the anchor is empty. A pool of both: one drawn
+    per sample, so the empty rule keeps the decision only about 3/4 of the time, and the
+    anchor is the superpixel again; anchor_precision agrees under the same hiding."""
+    pytest.importorskip("alibi")
+    from xai_lab.metrics.anchors import anchor_precision
+
+    x, segments = noise
+    chosen = int(segments[12, 12])
+    model = TextureVotes([segments == chosen], x)
+    textured = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))
+    gray = torch.full_like(x, 0.5)
+    kw = dict(method="anchors", segmentation_kwargs=SLIC, batch_size=50, seed=0, progress=False)
+    flat, on_gray, on_noise = (xai_lab.explain(model, x, background_images=b, **kw) for b in (None, gray, textured))
+    assert flat.extras["anchor"] == on_gray.extras["anchor"] == [[chosen]]
+    assert on_noise.extras["anchor"] == [[]] and on_noise.extras["precision"] == [1.0]
+    assert not on_noise.saliency.any()
+    pool = torch.cat([textured, gray])
+    runs = [xai_lab.explain(model, x, background_images=pool, **kw) for _ in range(2)]
+    assert runs[0].extras["anchor"] == [[chosen]] and runs[0].extras["precision"] == [1.0]
+    assert all(runs[0].extras[k] == runs[1].extras[k] for k in ("anchor", "precision", "coverage", "seeds"))
+    assert anchor_precision(model, x, segments, [chosen], samples=50, background_images=pool) == 1.0
+    assert 0.6 < anchor_precision(model, x, segments, [], samples=200, background_images=pool) < 0.9
+    assert anchor_precision(model, x, segments, [], samples=50, background_images=textured) == 1.0
+
+
+def test_anchors_checks_its_backgrounds(noise):
+    """With a Classifier the backgrounds are pixels in [0, 1]; with a bare model, model input."""
+    from xai_lab.methods.surrogates import check_background_images
+    from xai_lab.models import Classifier
+
+    x, segments = noise
+    model = TextureVotes([segments == int(segments[12, 12])], x)
+    classifier = Classifier("texture", model, ["texture", "flat"], "", (0.5,) * 3, (0.5,) * 3)
+    with pytest.raises(ValueError, match=r"background_images must be pixels in \[0, 1\]"):
+        xai_lab.explain(classifier, x, method="anchors", background_images=x + 1)
+    assert torch.equal(check_background_images(x + 1, x, pixels=False), x + 1)
+    for bad, error in [(x[..., :12], ValueError), (x[0], ValueError), (x * float("inf"), ValueError),
+                       ("noise", TypeError), ((x > 0.5).long(), TypeError)]:
+        with pytest.raises(error, match="background_images"):
+            xai_lab.explain(model, x, method="anchors", background_images=bad)

@@ -45,3 +45,54 @@ def test_anchor_precision_checks_its_input(halves):
         anchor_precision(LeftTexture(), x.repeat(2, 1, 1, 1), segments, [0])
     with pytest.raises(ValueError, match="p_sample"):
         anchor_precision(LeftTexture(), x, segments, [0], p_sample=1.5)
+
+
+def test_anchor_precision_under_superimposed_hiding(halves):
+    """A hidden superpixel takes the same pixels of a background image: a background with the
+    left half's texture keeps class 0 whatever is hidden, a gray one removes it as the mean does."""
+    x, segments = halves
+    model = LeftTexture()
+    textured, gray = 1 - x, torch.full_like(x, 0.5)  # textured: the stripes inverted
+    assert anchor_precision(model, x, segments, [], p_sample=1.0, background_images=textured) == 1.0
+    assert anchor_precision(model, x, segments, [], p_sample=1.0, background_images=gray) == 0.0
+    assert anchor_precision(model, x, segments, [0], p_sample=1.0, background_images=gray) == 1.0
+    # flat and superimposed hiding see the same keep pattern for one seed; the background decides
+    kept = np.random.default_rng(3).random((400, 2))[:, 0] >= 0.5
+    flat = anchor_precision(model, x, segments, [], samples=400, seed=3)
+    assert flat == kept.mean() and 0.4 < flat < 0.6
+    assert anchor_precision(model, x, segments, [], samples=400, seed=3, background_images=textured) == 1.0
+    # a pool of backgrounds: one drawn per sample, after the keep pattern, from the same generator
+    rng = np.random.default_rng(5)
+    rng.random((400, 2))
+    textured_drawn = rng.integers(2, size=400) == 0
+    pool = torch.cat([textured, gray])
+    assert anchor_precision(model, x, segments, [], samples=400, p_sample=1.0, seed=5,
+                            background_images=pool) == textured_drawn.mean()
+    assert 0.4 < textured_drawn.mean() < 0.6
+
+
+def test_anchor_precision_backgrounds_are_pixels_with_a_classifier(halves):
+    """With a Classifier the backgrounds are pixels in [0, 1], turned into model input by
+    from_pixels; the gray pixel 0.5 is model input 0 here."""
+    from xai_lab.models import Classifier
+
+    x, segments = halves
+    classifier = Classifier("left", LeftTexture(), ["texture", "flat"], "", (0.5,) * 3, (0.5,) * 3)
+    model_input = classifier.from_pixels(x)
+    gray_pixels = torch.full_like(x, 0.5)
+    assert anchor_precision(classifier, model_input, segments, [], p_sample=1.0, background_images=x) == 1.0
+    assert anchor_precision(classifier, model_input, segments, [], p_sample=1.0,
+                            background_images=gray_pixels) == 0.0
+    with pytest.raises(ValueError, match=r"background_images must be pixels in \[0, 1\]"):
+        anchor_precision(classifier, model_input, segments, [0], background_images=x + 1)
+    # a bare model takes them in model-input units, any finite values
+    assert anchor_precision(LeftTexture(), x, segments, [0], background_images=x + 1) == 1.0
+
+
+def test_anchor_precision_checks_its_backgrounds(halves):
+    x, segments = halves
+    for bad, error in [(torch.rand(1, 3, 4, 4), ValueError), (torch.rand(0, 3, 8, 8), ValueError),
+                       (torch.rand(3, 8, 8), ValueError), (torch.full((1, 3, 8, 8), float("nan")), ValueError),
+                       (np.zeros((1, 3, 8, 8)), TypeError), (torch.zeros(1, 3, 8, 8, dtype=torch.long), TypeError)]:
+        with pytest.raises(error, match="background_images"):
+            anchor_precision(LeftTexture(), x, segments, [0], background_images=bad)

@@ -95,6 +95,28 @@ def lime_kernel(distances, width: float = LIME_KERNEL_WIDTH) -> np.ndarray:
     return np.sqrt(np.exp(-d**2 / width**2))
 
 
+def check_background_images(background_images, like: torch.Tensor, pixels: bool) -> torch.Tensor:
+    """Refuse ``background_images`` unless it is a floating-point tensor [B, C, H, W] (B >= 1)
+    with the channels and size of ``like`` [N, C, H, W], every value finite and, when
+    ``pixels``, in [0, 1]; the error names the option. Returns it detached, on ``like``'s device
+    and dtype. The one check of the option in :func:`anchors` and
+    :func:`xai_lab.metrics.anchors.anchor_precision`."""
+    if not isinstance(background_images, torch.Tensor) or not background_images.is_floating_point():
+        raise TypeError(f"background_images must be a float tensor [B, C, H, W] or None, "
+                        f"got {type(background_images).__name__}")
+    shape, (_, c, h, w) = list(background_images.shape), like.shape
+    if len(shape) != 4 or shape[0] == 0 or shape[1:] != [c, h, w]:
+        raise ValueError(f"background_images must have shape [B, {c}, {h}, {w}] (B >= 1 images with the channels "
+                         f"and size of x), got {shape}")
+    background_images = background_images.detach().to(device=like.device, dtype=like.dtype)
+    if not torch.isfinite(background_images).all():
+        raise ValueError("background_images must be finite, got NaN or infinite values")
+    low, high = float(background_images.min()), float(background_images.max())
+    if pixels and not 0 <= low <= high <= 1:
+        raise ValueError(f"background_images must be pixels in [0, 1], got values in [{low:g}, {high:g}]")
+    return background_images
+
+
 def _images(ctx: Context):
     """Per image: (pixels [H, W, 3] float numpy, image for segmentation, seed); and the map
     from a numpy batch [B, H, W, 3] of pixels to model input."""
@@ -191,10 +213,35 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
 @register("anchors", family="perturbation")
 def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict | None = None,
             threshold: float = 0.95, p_sample: float = 0.5, batch_size: int = 100,
-            max_anchor_size: int | None = None) -> Result:
-    """Anchors (Ribeiro et al. 2018) via ``alibi.explainers.AnchorImage``: the smallest set A of
-    superpixels such that, hiding each other superpixel with probability ``p_sample`` (mean
-    color), P(decision unchanged | A kept) >= ``threshold`` (KL-LUCB beam search).
+            max_anchor_size: int | None = None, background_images: torch.Tensor | None = None) -> Result:
+    """Anchors (Ribeiro et al. 2018, "Anchors: high-precision model-agnostic explanations") via
+    ``alibi.explainers.AnchorImage``: the smallest set A of superpixels such that, hiding each
+    other superpixel with probability ``p_sample``, P(decision unchanged | A kept) >=
+    ``threshold`` (KL-LUCB beam search).
+
+    How a superpixel is hidden: a perturbed image with keep pattern z in {0,1}^K (z_k = 1 for
+    every k in A, each other z_k = 0 with probability ``p_sample``) has, at pixel p of superpixel
+    s(p), x(z)_p = x_p if z_s(p) = 1, else
+
+    * ``background_images=None`` (flat hiding, LIME's and alibi's default): the mean color of
+      superpixel s(p) in x;
+    * ``background_images`` b [B, 3, H, W] (superimposed hiding, alibi's ``images_background``,
+      the practice of the monkeypox write-up): b_i,p, the same pixel of one background image,
+      i drawn uniformly from the B (with replacement) once per perturbed image, so all hidden
+      superpixels of one sample come from the same image. Give pixels in [0, 1] with a
+      Classifier; with a bare ``nn.Module`` the model input is the image (any finite values, in
+      model-input units). The superpixels are those of x alone under either hiding (the
+      backgrounds are not segmented). The search's random stream (seeded by ``seed``) also
+      draws the background indices, so one seed gives different keep patterns under the two
+      kinds of hiding.
+
+    The two answer different questions: flat hiding asks which regions keep the decision when
+    the rest turns to flat color (images unlike any photograph), superimposed hiding asks which
+    keep it when the rest comes from other images; a region whose evidence the backgrounds
+    show too is then no longer needed in the anchor.
+
+    ``xai_lab.metrics.anchors.anchor_precision`` checks an anchor's precision under either
+    hiding from fresh samples.
 
     The decision is "is the argmax the target class": for the predicted class (the default
     target) this is the usual anchor of the prediction. slic defaults to alibi's 10 segments.
@@ -213,6 +260,9 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
         raise ValueError(f"batch_size must be <= {MAX_ANCHORS_BATCH} for anchors (alibi allocates batch_size x 10^4 "
                          f"values up front), got {batch_size}")
     _check_segmentation(segmentation, segmentation_kwargs)
+    if background_images is not None:  # channels last, as alibi takes images
+        background_images = check_background_images(background_images, ctx.x, pixels=ctx.classifier is not None)
+        background_images = background_images.permute(0, 2, 3, 1).cpu().numpy()
     try:
         from alibi.explainers import AnchorImage
     except ImportError as e:
@@ -230,7 +280,8 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
             return (probs.argmax(dim=1) == target).long().cpu().numpy()
 
         with seeded(seed):
-            explainer = AnchorImage(predictor, image.shape, segmentation_fn=lambda _, s=segments: s, seed=seed)
+            explainer = AnchorImage(predictor, image.shape, segmentation_fn=lambda _, s=segments: s, seed=seed,
+                                    images_background=background_images)
             explanation = explainer.explain(image, p_sample=p_sample, threshold=threshold, batch_size=batch_size,
                                             max_anchor_size=max_anchor_size)
         anchor = [int(k) for k in explanation.data["raw"]["feature"]]

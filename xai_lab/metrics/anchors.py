@@ -6,42 +6,63 @@ decision rarely changes. Its precision is
 
     prec(A) = P(argmax f(x(z)) = c | z_k = 1 for every k in A),
 
-z drawn with each other superpixel hidden with probability ``p_sample``; alibi estimates it
-inside its bandit search. :func:`anchor_precision` estimates it again from fresh samples.
+z drawn with each other superpixel hidden with probability ``p_sample``, a hidden superpixel
+taking its mean color or the same pixels of a background image (the two kinds of hiding of
+:func:`xai_lab.methods.surrogates.anchors`); alibi estimates it inside its bandit search.
+:func:`anchor_precision` estimates it again from fresh samples.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ..methods.surrogates import check_background_images
 from ..models import unwrap
 from ..ops import check_fraction, check_input, check_positive, eval_mode, model_device
 from .shapley import coalition_images
 
 
 def anchor_precision(classifier_or_model, x: torch.Tensor, segments, anchor, target: int | None = None,
-                     samples: int = 64, p_sample: float = 0.5, seed: int = 0, batch_size: int = 16) -> float:
+                     samples: int = 64, p_sample: float = 0.5, seed: int = 0, batch_size: int = 16,
+                     background_images: torch.Tensor | None = None) -> float:
     """Monte Carlo estimate of prec(A): the share of ``samples`` perturbed copies of ``x``
     [1, C, H, W] whose argmax is still ``target`` (default: the predicted class of ``x``), each
     with the superpixels in ``anchor`` kept and every other superpixel of ``segments`` [H, W]
-    hidden (set to its mean, :func:`~xai_lab.metrics.shapley.coalition_images`) with
-    probability ``p_sample``, drawn by ``numpy.random.default_rng(seed)``."""
-    model, _ = unwrap(classifier_or_model)
+    hidden with probability ``p_sample``.
+
+    A hidden superpixel is set to its mean (``background_images=None``,
+    :func:`~xai_lab.metrics.shapley.coalition_images`) or to the same pixels of one of
+    ``background_images`` [B, C, H, W], one image per perturbed copy drawn uniformly with
+    replacement (alibi's ``images_background``). The backgrounds are pixels in [0, 1] with a
+    Classifier (model input = ``classifier.from_pixels`` of them), model input with a bare
+    ``nn.Module``: the convention of the ``anchors`` method, so the tensor given to it checks its
+    anchor here. ``numpy.random.default_rng(seed)`` draws the keep pattern [samples, K] first and
+    then the background indices [samples], so one seed hides the same superpixels under both
+    kinds of hiding."""
+    model, classifier = unwrap(classifier_or_model)
     x = check_input(x).to(model_device(model))
     if x.shape[0] != 1:
         raise ValueError(f"anchor_precision explains one image [1, C, H, W], got {list(x.shape)}")
     check_positive("samples", samples, integer=True)
     check_positive("batch_size", batch_size, integer=True)
     check_fraction("p_sample", p_sample)
+    if background_images is not None:
+        background_images = check_background_images(background_images, x, pixels=classifier is not None)
+        if classifier is not None:
+            background_images = classifier.from_pixels(background_images)
     n_superpixels = int(np.asarray(segments).max()) + 1
     if any(not 0 <= k < n_superpixels for k in anchor):
         raise ValueError(f"anchor must list superpixels 0..{n_superpixels - 1}, got {list(anchor)}")
-    keep = torch.as_tensor(np.random.default_rng(seed).random((samples, n_superpixels)) >= p_sample)
+    rng = np.random.default_rng(seed)
+    keep = torch.as_tensor(rng.random((samples, n_superpixels)) >= p_sample)
     keep[:, list(anchor)] = True
+    drawn = None if background_images is None else torch.as_tensor(rng.integers(len(background_images), size=samples))
     same = []
     with torch.no_grad(), eval_mode(model):
         if target is None:
             target = int(model(x).argmax(dim=1))
-        for batch in keep.split(batch_size):
-            same.append(model(coalition_images(x, segments, batch)).argmax(dim=1) == target)
+        for start in range(0, samples, batch_size):
+            rows = slice(start, start + batch_size)
+            fill = None if drawn is None else background_images[drawn[rows].to(x.device)]
+            same.append(model(coalition_images(x, segments, keep[rows], baseline=fill)).argmax(dim=1) == target)
     return int(torch.cat(same).sum()) / samples
