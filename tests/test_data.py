@@ -1,4 +1,6 @@
+import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,3 +241,19 @@ def test_a_transparent_level_of_a_16_bit_png_becomes_the_background(tmp_path):
     expected = _as_rgb(np.rint(levels / 257).astype(np.uint8))
     expected[levels == 10000] = data.BACKGROUND
     assert np.array_equal(loaded, expected)
+
+
+def test_the_cache_folder_is_pooch_s_and_offline_use_never_imports_pooch(tmp_path):
+    import subprocess
+    import sys
+
+    import pooch
+
+    assert data.cache_dir() == Path(pooch.os_cache("xai_lab"))
+    code = ("import sys, xai_lab; from xai_lab import data; data.cache_dir(); data.imagenet_samples(2); "
+            "print('pooch' in sys.modules, 'tqdm.auto' in sys.modules)")
+    env = {**os.environ, "XAI_LAB_DATA_DIR": str(data.data_dir() or tmp_path)}
+    if data.data_dir() is None:
+        pytest.skip("needs the local data folder (XAI_LAB_DATA_DIR)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["False", "False"]

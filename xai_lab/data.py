@@ -212,10 +212,13 @@ def data_dir() -> Path | None:
 
 
 def cache_dir() -> Path:
-    """Where downloads and trained models are kept (pooch's per-user cache for 'xai_lab')."""
-    import pooch
+    """Where downloads and trained models are kept: the per-user cache folder for 'xai_lab'
+    (``platformdirs.user_cache_dir``, the folder pooch's ``os_cache`` names). pooch itself is
+    imported only to download, so that offline use never loads it (it imports ``tqdm.auto``,
+    which warns in a notebook without ipywidgets)."""
+    from platformdirs import user_cache_dir
 
-    return Path(pooch.os_cache("xai_lab"))
+    return Path(user_cache_dir("xai_lab"))
 
 
 def _fetch(relative: str, url: str, sha256: str) -> Path:
