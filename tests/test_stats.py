@@ -1,5 +1,7 @@
 """xai_lab.stats: the interval type, the (cluster) bootstrap and the paired bootstrap, on values
 whose bootstrap distribution is known by hand."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -38,8 +40,18 @@ def test_resample_counts_are_the_seeded_draws():
 def test_constant_values_give_a_point_interval():
     i = bootstrap([2.0, 2.0, 2.0])
     assert (i.value, i.low, i.high, i.n) == (2.0, 2.0, 2.0, 3)
-    one = bootstrap(torch.tensor([5.0]))
-    assert (one.value, one.low, one.high, one.n) == (5.0, 5.0, 5.0, 1)
+    one = bootstrap(torch.tensor([5.0]))  # one value says nothing about the spread
+    assert (one.value, one.low, one.high, one.n) == (5.0, -math.inf, math.inf, 1)
+    assert not one.excludes(0.0) and one.overlaps(Interval(9.0, 8.0, 10.0, 3))
+
+
+def test_one_cluster_gives_no_interval_and_no_clear_difference():
+    values, other = [0.1, 0.2, 0.3], [0.5, 0.6, 0.7]
+    same_patient = ["p1", "p1", "p1"]
+    i = bootstrap(values, same_patient)
+    assert i.value == pytest.approx(0.2) and (i.low, i.high, i.n) == (-math.inf, math.inf, 3)
+    assert not paired_bootstrap(values, other, same_patient).excludes(0.0)
+    assert paired_bootstrap(values, other).excludes(0.0)  # three independent images do say something
 
 
 def test_two_values_by_hand():

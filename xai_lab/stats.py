@@ -21,6 +21,7 @@ where they are made (nothing parses it from a name).
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import Enum
@@ -124,15 +125,19 @@ def bootstrap(values, clusters: Sequence | None = None, level: float = LEVEL, re
     labels, resampled whole (all values of a drawn cluster enter the resample, as often as it is
     drawn); ``statistic(values, weights [B, N]) -> [B]`` (see the module docstring). The point
     estimate is the statistic with every weight 1. Resamples where the statistic is NaN are left
-    out; a ValueError if all are."""
+    out; a ValueError if all are. With a single resampling unit (one value, or every value in
+    one cluster) the data say nothing about the spread: the interval is ``[-inf, inf]``, so it
+    excludes nothing and overlaps everything (the percentile interval would be the point)."""
     v = _array(values)
     if v.ndim == 0 or v.shape[0] == 0:
         raise ValueError(f"values must be a non-empty sequence, got shape {list(v.shape)}")
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}")
     unit = _cluster_index(clusters, v.shape[0])
-    weights = resample_counts(int(unit.max()) + 1, resamples, seed)[:, unit].astype(np.float64)
     point = float(statistic(v, np.ones((1, v.shape[0])))[0])
+    if unit.max() == 0:
+        return Interval(point, -math.inf, math.inf, int(v.shape[0]), level)
+    weights = resample_counts(int(unit.max()) + 1, resamples, seed)[:, unit].astype(np.float64)
     boot = np.asarray(statistic(v, weights), dtype=np.float64)
     boot = boot[~np.isnan(boot)]
     if boot.size == 0:
