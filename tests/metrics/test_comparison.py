@@ -12,6 +12,7 @@ from xai_lab.metrics.comparison import (
     evaluate,
     perturbation_directions,
     perturbation_scores,
+    recompute,
     sanity_scores,
     summarize,
 )
@@ -131,3 +132,16 @@ def test_compare_resamples_patients_when_the_records_carry_them():
     assert c["versus"]["b"]["difference"] != paired_bootstrap(a_values, b_values, seed=0)  # not image by image
     unclustered = compare([{**r, "cluster": None} for r in records], "lerf_mean_afoc@0.1", "a")
     assert unclustered["intervals"]["a"] == bootstrap(a_values, seed=0)
+
+
+def test_recompute_agrees_with_its_record_and_names_a_disagreement(tiny, tiny_input):
+    protocol = Protocol(fractions=(0.5,), baselines=(0.0,), step=32, deletion_baseline=0.0)
+    record = evaluate(tiny, tiny_input[0], "saliency", protocol, seed=5)
+    assert recompute(tiny, tiny_input[0], record, protocol, seed=5) == 0.0
+    variant = {**record, "method": "saliency@whatever", "base_method": "saliency"}  # a benchmark record
+    assert recompute(tiny, tiny_input[0], variant, protocol, seed=5) == 0.0
+    changed = {**record, "scores": {**record["scores"], "insertion_auc": record["scores"]["insertion_auc"] + 0.1}}
+    with pytest.raises(ValueError, match="insertion_auc"):
+        recompute(tiny, tiny_input[0], changed, protocol, seed=5)
+    with pytest.raises(ValueError, match="target"):
+        recompute(tiny, tiny_input[0], {**record, "target": record["target"] + 1}, protocol, seed=5)

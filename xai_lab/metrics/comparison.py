@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 from ..explain import explain
@@ -151,6 +152,27 @@ def evaluate(classifier, x: torch.Tensor, method: str, protocol: Protocol = DEFA
     return {"method": method, "options": options, "layer": layer, "target": int(e.target[0]), "seconds": e.seconds,
             "forward_passes": e.forward_passes, "backward_passes": e.backward_passes,
             "eval_seconds": time.perf_counter() - start, "scores": scores, "better": better, "curves": curves}
+
+
+def recompute(classifier, x: torch.Tensor, record: dict, protocol: Protocol = DEFAULT_PROTOCOL, seed: int = 0,
+              rtol: float = 1e-3, atol: float = 1e-4) -> float:
+    """Evaluate the image ``x`` [3, H, W] again as ``record`` (an :func:`evaluate` record: its
+    method, options and layer) was made, with ``protocol`` and ``seed``, and check the result
+    against it: the same target and forward passes, and every score within ``rtol``/``atol``
+    (``numpy.isclose``). Returns the largest absolute score difference; a ValueError names the
+    first disagreement. A result stored with a benchmark can so be re-checked on the records
+    a reader picks."""
+    now = evaluate(classifier, x, record.get("base_method", record["method"]),
+                   protocol, seed=seed, options=record.get("options"), layer=record.get("layer"))
+    for key in ("target", "forward_passes"):
+        if now[key] != record[key]:
+            raise ValueError(f"{record['method']}: {key} is {now[key]} now, {record[key]} in the record")
+    worst = 0.0
+    for score, value in record["scores"].items():
+        if score not in now["scores"] or not np.isclose(now["scores"][score], value, rtol=rtol, atol=atol):
+            raise ValueError(f"{record['method']}: {score} is {now['scores'].get(score)} now, {value} in the record")
+        worst = max(worst, abs(now["scores"][score] - value))
+    return worst
 
 
 def sanity_scores(classifier, x: torch.Tensor, method: str, target: int, steps: int = 3, seed: int = 0,
