@@ -1,7 +1,10 @@
+import math
+
 import pytest
 import torch
 
-from xai_lab.metrics.regions import mask_iou, random_region_iou, top_fraction_mask
+from xai_lab.metrics import top_mass_share as exported
+from xai_lab.metrics.regions import mask_iou, random_region_iou, top_fraction_mask, top_mass_share
 
 
 def test_top_fraction_of_a_small_map_by_hand():
@@ -86,3 +89,64 @@ def test_random_region_iou_matches_random_maps():
     assert float(mask_iou(a, b).mean()) == pytest.approx(random_region_iou(0.2), abs=0.01)
     assert random_region_iou(0.2) == pytest.approx(0.04 / 0.36)
     assert random_region_iou(1.0) == 1.0
+
+
+def test_top_mass_share_by_hand():
+    m = torch.tensor([[4.0, 3.0], [2.0, 1.0]])  # mass 10
+    assert float(top_mass_share(m, 0.25)) == pytest.approx(0.4)  # the top pixel: 4 / 10
+    assert float(top_mass_share(m, 0.5)) == pytest.approx(0.7)  # (4 + 3) / 10
+    assert float(top_mass_share(m, 1.0)) == 1.0
+    assert float(top_mass_share(m, 0.0)) == 0.0
+    assert float(top_mass_share(m * 7, 0.5)) == pytest.approx(0.7)  # the scale does not matter
+    assert exported is top_mass_share
+
+
+def test_top_mass_share_counts_only_positive_mass():
+    m = torch.tensor([[-5.0, 1.0], [0.0, 3.0]])  # positive mass 4; -5 is not mass
+    assert float(top_mass_share(m, 0.25)) == pytest.approx(0.75)
+    assert float(top_mass_share(m, 0.5)) == 1.0
+    assert float(top_mass_share(torch.full((3, 3), 2.0), 1 / 9)) == pytest.approx(1 / 9)  # a flat map
+
+
+def test_top_mass_share_needs_no_tie_rule():
+    m = torch.tensor([[1.0, 1.0], [0.0, 2.0]])
+    assert float(top_mass_share(m, 0.5)) == pytest.approx(0.75)  # 2 and either of the tied 1s
+    tied = torch.zeros(10, 10)
+    tied[:5] = 1.0  # 50 equal pixels; the top 20 take 20 of them whichever tie order is used
+    assert float(top_mass_share(tied, 0.2)) == pytest.approx(0.4)
+    for seed in (None, 0, 1):
+        mask = top_fraction_mask(tied, 0.2, tie_seed=seed)
+        assert float((tied * mask).sum() / tied.sum()) == pytest.approx(0.4)
+
+
+def test_top_mass_share_agrees_with_the_top_fraction_mask():
+    maps = torch.randn(4, 7, 9, generator=torch.Generator().manual_seed(2))
+    for fraction in (0.05, 0.3, 0.5):  # 0.5 * 63 = 31.5 -> 32 pixels, halves rounded up as for the mask
+        masks = top_fraction_mask(maps, fraction)
+        expected = (maps.clamp_min(0) * masks).flatten(1).sum(1) / maps.clamp_min(0).flatten(1).sum(1)
+        assert top_mass_share(maps, fraction).tolist() == pytest.approx(expected.tolist())
+
+
+def test_top_mass_share_shapes_and_empty_maps():
+    maps = torch.rand(3, 5, 5, generator=torch.Generator().manual_seed(3))
+    maps[1] = -maps[1]  # no positive mass: nothing to share
+    share = top_mass_share(maps, 0.2)
+    assert share.shape == (3,) and share.dtype == torch.float64
+    assert math.isnan(share[1]) and not share[[0, 2]].isnan().any()
+    assert torch.allclose(top_mass_share(maps[:, None], 0.2), share, equal_nan=True)  # a channel axis of 1
+    assert top_mass_share(maps[0], 0.2).dim() == 0 and float(top_mass_share(maps[0], 0.2)) == pytest.approx(float(share[0]))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, True, "0.2", None])
+def test_top_mass_share_checks_the_fraction(bad):
+    with pytest.raises(ValueError):
+        top_mass_share(torch.rand(4, 4), bad)
+
+
+def test_top_mass_share_checks_the_maps():
+    with pytest.raises(ValueError):
+        top_mass_share(torch.rand(4), 0.5)
+    with pytest.raises(ValueError):
+        top_mass_share(torch.tensor([[1.0, float("inf")]]), 0.5)
+    with pytest.raises(TypeError):
+        top_mass_share(torch.ones(2, 2, dtype=torch.bool), 0.5)

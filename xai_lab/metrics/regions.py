@@ -1,4 +1,5 @@
-"""The region a map points at: its top fraction of pixels, and the overlap of two such regions.
+"""The region a map points at: its top fraction of pixels, the overlap of two such regions, and
+the share of a map's mass that lies in its top fraction (how concentrated, or sharp, it is).
 
 "The top 20 % of a map" is only well defined once ties are settled. A quantile threshold
 (``map >= quantile(map, 0.8)``) takes every pixel equal to the threshold, so a Grad-CAM map
@@ -95,3 +96,27 @@ def random_region_iou(fraction: float) -> float:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
         raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
     return fraction ** 2 / (2 * fraction - fraction ** 2)
+
+
+def top_mass_share(saliency, fraction: float) -> torch.Tensor:
+    """The share of each map's positive mass that lies in its top ``fraction`` of pixels:
+
+        share = sum_{p in T} max(s_p, 0) / sum_p max(s_p, 0),
+
+    with T the k = :func:`region_size` (fraction, H, W) pixels of largest value. A map whose
+    positive mass sits in few pixels (a sharp map) has a share near 1; a constant positive map
+    has k / (H W), about ``fraction``. The share does not depend on the map's scale, and it needs
+    no tie rule: pixels of equal value add the same amount whichever of them are taken, so the
+    sum over the top k is the same for every tie order (that of :func:`top_fraction_mask`
+    included). ``saliency``: [N, H, W], [N, 1, H, W] or [H, W] (real, finite); returns [N]
+    float64 (a 0-dim tensor for one map), NaN for a map without positive values (no mass to
+    share). ``fraction`` in [0, 1] (0 gives 0, 1 gives 1)."""
+    s, single = _maps(saliency)
+    n, h, w = s.shape
+    k = region_size(fraction, h, w)
+    positive = s.double().clamp_min(0).flatten(1)
+    top = positive.topk(k, dim=1).values.sum(1)
+    total = positive.sum(1)
+    share = torch.where(total > 0, top / total.where(total > 0, torch.ones_like(total)),
+                        torch.full_like(total, math.nan))
+    return share[0] if single else share
