@@ -129,3 +129,57 @@ def test_image_grid_fills_rows_and_passes_the_display_options():
         plot.image_grid(masks, ["a", "b"])
     with pytest.raises(ValueError, match="ncols"):
         plot.image_grid(masks, ncols=0)
+
+
+class _RegionMean(torch.nn.Module):
+    """Logits [mean of the image over an 8-pixel region, 0]."""
+
+    def __init__(self):
+        super().__init__()
+        self.mask = torch.zeros(1, 1, 8, 8)
+        self.mask[..., 2:4, 2:6] = 1
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        score = (x * self.mask).sum((1, 2, 3)) / (self.mask.sum() * x.shape[1])
+        return torch.stack([score, torch.zeros_like(score) + self.dummy], 1)
+
+
+def test_removal_gallery_titles_the_target_probability_of_each_perturbed_image():
+    model, image = _RegionMean(), torch.ones(3, 8, 8)
+    region_first = model.mask[0, 0] + torch.linspace(0, 1e-3, 64).view(8, 8)
+    fig = plot.removal_gallery(model, image, {"region": region_first, "reverse": -region_first}, target=0,
+                               fractions=(4 / 64, 8 / 64), baselines=(0.0,), order="morf")
+    axes = fig.axes
+    assert len(axes) == 4
+    # the region map removes 4 then all 8 region pixels: the logit 1 -> 0.5 -> 0; the reverse map none of them
+    expected = [torch.sigmoid(torch.tensor(z)).item() for z in (0.5, 0.0, 1.0, 1.0)]
+    for ax, name, f, p in zip(axes, ("region", "region", "reverse", "reverse"), ("6%", "12%") * 2, expected):
+        assert ax.get_title() == f"{name}, 0.0, {f}\np = {p:.2f}"
+    assert fig._suptitle.get_text() == f"MoRF removal (clean p = {torch.sigmoid(torch.tensor(1.0)).item():.2f})"
+    shown = axes[1].get_images()[0].get_array()
+    assert np.asarray(shown).min() == 0 and np.asarray(shown).max() == 1  # removed pixels show the baseline
+    plt.close(fig)
+
+
+def test_removal_curves_label_each_curve_with_its_mean_auc():
+    fractions = torch.tensor([0.0, 0.5, 1.0])
+    results = {"a": {"fractions": fractions, "curve": torch.tensor([[1.0, 0.5, 0.0], [1.0, 0.7, 0.2]]),
+                     "auc": torch.tensor([0.5, 0.65])}}
+    fig, ax = plt.subplots()
+    plot.removal_curves(ax, results, title="deletion")
+    line = ax.get_lines()[0]
+    assert line.get_label() == "a (AUC 0.575)" and np.allclose(line.get_ydata(), [1.0, 0.6, 0.1])
+    assert ax.get_title() == "deletion" and ax.get_legend() is not None
+    plt.close(fig)
+
+
+def test_show_pixels_draws_channels_first_tensors_clipped_to_the_unit_range():
+    pixels = torch.zeros(3, 2, 4)
+    pixels[0, 0, 0], pixels[1, 1, 3] = 2.0, -1.0
+    fig, ax = plt.subplots()
+    plot.show_pixels(ax, pixels, title="t")
+    shown = np.asarray(ax.get_images()[0].get_array())
+    assert shown.shape == (2, 4, 3) and shown[0, 0, 0] == 1.0 and shown[1, 3, 1] == 0.0
+    assert ax.get_title() == "t" and not ax.axison
+    plt.close(fig)

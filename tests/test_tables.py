@@ -47,3 +47,35 @@ def test_max_difference_up_to_scale_by_hand():
         tables.max_difference_up_to_scale(maps, ["b"])
     with pytest.raises(ValueError, match="one shape"):
         tables.max_difference_up_to_scale({"a": a, "b": torch.ones(1, 2, 2)}, ["a"])
+
+
+class _RegionMean(torch.nn.Module):
+    """Logits [mean of the image over an 8-pixel region, 0]."""
+
+    def __init__(self):
+        super().__init__()
+        self.mask = torch.zeros(1, 1, 8, 8)
+        self.mask[..., 2:4, 2:6] = 1
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        score = (x * self.mask).sum((1, 2, 3)) / (self.mask.sum() * x.shape[1])
+        return torch.stack([score, torch.zeros_like(score) + self.dummy], 1)
+
+
+def test_perturbation_table_is_tidy_and_holds_the_means_by_hand():
+    model, x = _RegionMean(), torch.ones(2, 3, 8, 8)
+    region_first = model.mask[0].expand(2, 8, 8) + torch.linspace(0, 1e-3, 64).view(1, 8, 8)
+    maps = {"region": region_first, "reverse": _explanation(-region_first)}
+    table = tables.perturbation_table(model, x, maps, target=0, baselines=(0.0, 1.0), fractions=(0.0, 4 / 64))
+    assert table.index.names == ["method", "baseline", "order", "fraction"]
+    assert list(table.columns) == list(tables.PERTURBATION_MEASURES) and len(table) == 2 * 2 * 2 * 2
+    assert table.index[0] == ("region", 0.0, "morf", 0.0) and table.index[-1] == ("reverse", 1.0, "lerf", 4 / 64)
+    assert (table.xs(0.0, level="fraction")[["afoc", "pcuo"]] == 0).all().all()
+    # removing half the region (4 of its 8 pixels) to 0 halves the logit 1 -> 0.5
+    row = table.loc[("region", 0.0, "morf", 4 / 64)]
+    p, p_k = torch.sigmoid(torch.tensor(1.0)), torch.sigmoid(torch.tensor(0.5))
+    assert row["pcuo"] == pytest.approx(0.5) and row["afoc"] == pytest.approx(float((p - p_k) / p))
+    assert table.loc[("reverse", 0.0, "lerf", 4 / 64), "pcuo"] == pytest.approx(0.5)  # the same pixels, ranked last
+    assert table.loc[("region", 0.0, "lerf", 4 / 64), "afoc"] == 0  # the pixels outside the region do not count
+    assert (table.xs(1.0, level="baseline")["afoc"] == 0).all()  # a baseline equal to the image changes nothing

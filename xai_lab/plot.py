@@ -273,3 +273,66 @@ def superpixel_boundaries(ax, image: np.ndarray, segments, title: str | None = N
     ax.set_title(title if title is not None else f"{int(segments.max()) + 1} superpixels", fontsize=9)
     ax.set_axis_off()
     return artist
+
+
+def removal_gallery(classifier, image: torch.Tensor, maps: dict[str, object], target: int,
+                    fractions: Sequence[float] = (0.1, 0.3), baselines: Sequence = ("black", "mean"),
+                    order: str = "lerf", size: float = 2.25):
+    """What pixel perturbation shows the model: one row per map of ``image`` ([C, H, W]; ``maps``:
+    name -> map [H, W] or [1, H, W]), one column per baseline and fraction, each panel the image with
+    the first ``fraction`` of its pixels in the map's ``order`` (``"lerf"``: least salient first,
+    ``"morf"``: most salient first) replaced by the ``baseline`` image
+    (:func:`~xai_lab.ops.baseline_image`), titled with the softmax probability p of ``target``
+    on it, as :func:`~xai_lab.metrics.pixel_perturbation` perturbs it (``round(fraction * H * W)``
+    pixels). The figure's title gives p on the clean image. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    from .metrics.perturbation import perturbed_batch, ranking
+    from .models import unwrap
+    from .ops import baseline_image
+
+    model, classifier = unwrap(classifier)
+    image = image.detach()
+    counts = [round(f * image.shape[-2] * image.shape[-1]) for f in fractions]
+    n_cols = len(baselines) * len(fractions)
+    fig, axes = plt.subplots(len(maps), n_cols, figsize=(size * n_cols, size * len(maps)), squeeze=False)
+    with torch.no_grad():
+        p0 = float(torch.softmax(model(image[None]), 1)[0, target])
+        for row, (name, m) in enumerate(maps.items()):
+            order_idx = ranking(torch.as_tensor(_one_map(m))[None], order)[0]
+            for b, baseline in enumerate(baselines):
+                base = baseline_image(image[None], baseline, classifier)[0]
+                batch = perturbed_batch(image, base, order_idx, counts)
+                p = torch.softmax(model(batch), 1)[:, target]
+                for j, (f, xk) in enumerate(zip(fractions, batch)):
+                    ax = axes[row, b * len(fractions) + j]
+                    ax.imshow(to_image(xk, classifier))
+                    ax.set_title(f"{name}, {baseline}, {f:.0%}\np = {float(p[j]):.2f}", fontsize=8)
+                    ax.set_axis_off()
+    fig.suptitle(f"{dict(lerf='LeRF', morf='MoRF').get(order, order)} removal (clean p = {p0:.2f})", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def removal_curves(ax, results: dict[str, dict], title: str | None = None):
+    """Deletion or insertion curves (Petsiuk et al. 2018) on ``ax``: for each entry of ``results``
+    (name -> the dict of :func:`~xai_lab.metrics.deletion_auc` or
+    :func:`~xai_lab.metrics.insertion_auc`), the target probability averaged over the images
+    against the fraction of pixels moved, labeled with the mean AUC. Returns ``ax``."""
+    for name, result in results.items():
+        ax.plot(result["fractions"], result["curve"].mean(0), label=f"{name} (AUC {float(result['auc'].mean()):.3f})")
+    ax.set(title=title, xlabel="fraction of pixels deleted / inserted")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def show_pixels(ax, pixels, title: str | None = None):
+    """Draw one picture of pixels in [0, 1] on ``ax`` without axes: a [3, H, W] tensor (as the
+    feature visualizations return them) or an HxWx3 array; values outside [0, 1] are clipped.
+    Returns the artist."""
+    picture = pixels.detach().cpu().float().permute(1, 2, 0).numpy() if isinstance(pixels, torch.Tensor) else pixels
+    artist = ax.imshow(np.clip(np.asarray(picture, dtype=np.float64), 0, 1))
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return artist

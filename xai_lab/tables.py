@@ -70,3 +70,35 @@ def max_difference_up_to_scale(maps: Mapping[str, torch.Tensor], references: Seq
         raise ValueError(f"the maps must have one shape, got {sorted(shapes)}")
     return pd.DataFrame({ref: {name: float((m - scaled[ref]).abs().max()) for name, m in scaled.items()}
                          for ref in references})
+
+
+PERTURBATION_MEASURES = ("afoc", "kl", "pcuo", "pcuo_runner_up")
+
+
+def perturbation_table(model, x: torch.Tensor, maps: Mapping[str, object], target=None,
+                       baselines: Sequence = ("black", "mean"), orders: Sequence[str] = ("morf", "lerf"),
+                       fractions: Sequence[float] = (0.0, 0.01, 0.03, 0.05, 0.1, 0.2, 0.3)):
+    """:func:`~xai_lab.metrics.pixel_perturbation` of every map over every baseline and order, as
+    one tidy table: rows indexed by (``method``, ``baseline``, ``order``, ``fraction``) in the
+    order given, columns :data:`PERTURBATION_MEASURES` (AFOC = |p_k - p| / p, KL(P_k || P),
+    PCUO = |z_k - z| / |z| and PCUO over the runner-up classes; Srinivas & Fleuret 2019 and the
+    FullGrad reproducibility study), each the mean over the images. ``maps``: name -> an
+    Explanation or saliency [N, H, W] of the images ``x``; ``fraction`` is the fraction of pixels
+    replaced, as given. Select with ``.xs``, e.g. ``table.xs(0.1, level="fraction")``."""
+    import pandas as pd
+
+    from .metrics.perturbation import pixel_perturbation
+
+    rows, index = [], []
+    for name, m in maps.items():
+        saliency = m.saliency if hasattr(m, "saliency") else m
+        for baseline in baselines:
+            for order in orders:
+                scores = pixel_perturbation(model, x, saliency, target, order=order, baseline=baseline,
+                                            fractions=fractions)
+                for j, fraction in enumerate(fractions):
+                    rows.append([float(scores[k][:, j].mean()) for k in PERTURBATION_MEASURES])
+                    index.append((name, baseline if isinstance(baseline, str) else float(baseline), order,
+                                  float(fraction)))
+    names = ["method", "baseline", "order", "fraction"]
+    return pd.DataFrame(rows, index=pd.MultiIndex.from_tuples(index, names=names), columns=list(PERTURBATION_MEASURES))
