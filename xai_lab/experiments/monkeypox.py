@@ -118,8 +118,10 @@ def image_split(records, val: float = 0.2, test: float = 0.2, seed: int = 0) -> 
     return out
 
 
-def split_by(kind: str, records, seed: int, val: float = 0.2, test: float = 0.2) -> dict:
-    """``"by image"``: :func:`image_split`; ``"by patient"``: :func:`xai_lab.data.patient_split`."""
+def split_by(kind: str, records, seed: int, val: float = msld.DEFAULT_SETTINGS.val,
+             test: float = msld.DEFAULT_SETTINGS.test) -> dict:
+    """``"by image"``: :func:`image_split`; ``"by patient"``: :func:`xai_lab.data.patient_split`;
+    the fractions default to the classifier's (:data:`xai_lab.models.msld.DEFAULT_SETTINGS`)."""
     if kind == "by image":
         return image_split(records, val, test, seed)
     if kind == "by patient":
@@ -222,18 +224,19 @@ class SplitLeak:
 def split_leak(features: torch.Tensor, records, settings: msld.TrainSettings = msld.DEFAULT_SETTINGS,
                seeds: Sequence[int] = range(10), scorer: str = "head") -> SplitLeak:
     """What a split by image leaks: for each seed, the split by image and the split by patient
-    (60/20/20, stratified by class), and the test score of ``scorer`` on the frozen features
-    [N, D] (in the order of ``records``): ``"head"`` -- :func:`xai_lab.models.msld.fit_head`
-    (early stopping on the validation part), scored by the test ROC AUC; ``"nearest_neighbor"``
-    -- each test image labeled like its most similar training image (cosine), scored by the
-    test accuracy. ``difference``: the percentile bootstrap (seed 0) of the mean paired
-    difference over the seeds."""
+    (with the validation and test fractions of ``settings``, stratified by class), and the test
+    score of ``scorer`` on the frozen features [N, D] (in the order of ``records``): ``"head"``
+    -- :func:`xai_lab.models.msld.fit_head` (early stopping on the validation part), scored by
+    the test ROC AUC; ``"nearest_neighbor"`` -- each test image labeled like its most similar
+    training image (cosine), scored by the test accuracy. ``difference``: the percentile
+    bootstrap (seed 0) of the mean paired difference over the seeds."""
     if scorer not in SCORERS:
         raise ValueError(f"scorer must be one of {', '.join(SCORERS)}, got {scorer!r}")
     name, score_of = SCORERS[scorer]
     labels = msld.label_indices(records)
     seeds = tuple(seeds)
-    scores = {kind: tuple(score_of(features, labels, records, split_by(kind, records, s), settings) for s in seeds)
+    scores = {kind: tuple(score_of(features, labels, records, split_by(kind, records, s, settings.val, settings.test),
+                                   settings) for s in seeds)
               for kind in SPLITS}
     difference = bootstrap(np.array(scores["by image"]) - np.array(scores["by patient"]), seed=0)
     return SplitLeak(seeds, name, scores, difference)
