@@ -183,3 +183,20 @@ def test_show_pixels_draws_channels_first_tensors_clipped_to_the_unit_range():
     assert shown.shape == (2, 4, 3) and shown[0, 0, 0] == 1.0 and shown[1, 3, 1] == 0.0
     assert ax.get_title() == "t" and not ax.axison
     plt.close(fig)
+
+
+def test_own_scale_grid_gives_each_map_its_own_limits_at_its_resolution():
+    images = [np.zeros((8, 8, 3)), np.ones((8, 8, 3))]
+    fine, coarse = torch.randn(2, 8, 8), 100 * torch.randn(2, 2, 2)
+    fig = plot.own_scale_grid(images, {"fine": fine, "coarse": coarse}, row_titles=["a", "b"], signed=True)
+    axes = np.array(fig.axes).reshape(2, 3)
+    assert [ax.get_title() for ax in axes[:, 0]] == ["a", "b"] and axes[0, 1].get_title() == "fine"
+    assert axes[1, 1].get_title() == "" and axes[0, 2].get_title() == "coarse"
+    for r in range(2):
+        for c, m in ((1, fine), (2, coarse)):
+            artist = axes[r, c].get_images()[0]
+            limit = float(m[r].abs().max())
+            assert artist.get_clim() == pytest.approx((-limit, limit)) and artist.get_array().shape == m[r].shape
+    with pytest.raises(ValueError, match="one map per image"):
+        plot.own_scale_grid(images, {"fine": fine[:1]})
+    plt.close(fig)

@@ -336,3 +336,25 @@ def show_pixels(ax, pixels, title: str | None = None):
     if title:
         ax.set_title(title, fontsize=9)
     return artist
+
+
+def own_scale_grid(images: Sequence[np.ndarray], columns: dict[str, Sequence], row_titles: Sequence[str] | None = None,
+                   signed: bool | None = None, size: float = 2.1):
+    """Maps of any resolution next to their image, each on ITS OWN color scale (for maps whose
+    sizes differ too much to share one, such as FullGrad's bias parts from 112 x 112 to 7 x 7):
+    one row per image (HxWx3 in [0, 1], drawn first, titled by ``row_titles``), then one map per
+    entry of ``columns`` (title -> maps [N, h, w] or an Explanation), drawn at their resolution
+    with :func:`show_map` and no color bar (``signed=None`` decides per map). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    maps = {title: _raw(m) for title, m in columns.items()}
+    if any(len(m) != len(images) for m in maps.values()):
+        raise ValueError("every column must hold one map per image")
+    n_cols = len(maps) + 1
+    fig, axes = plt.subplots(len(images), n_cols, figsize=(size * n_cols, size * len(images) + 0.2), squeeze=False,
+                             layout="constrained")
+    for r, image in enumerate(images):
+        show_pixels(axes[r, 0], image, title=None if row_titles is None else row_titles[r])
+        for c, (title, m) in enumerate(maps.items(), start=1):
+            show_map(axes[r, c], m[r], signed=signed, colorbar=False, title=title if r == 0 else None)
+    return fig

@@ -130,3 +130,18 @@ def test_fullgrad_matches_grad_cam_library(resnet18, coffee_chelsea):
         for i in range(2):
             r = np.corrcoef(ours.saliency[i].numpy().ravel(), ref[i].ravel())[0, 1]
             assert r >= bound, (normalize, i, r)
+
+
+def test_bias_part_totals_sum_each_part_and_complete_the_score():
+    from xai_lab.methods.fullgrad import bias_part_totals
+
+    maps = {"conv": torch.arange(8.0).view(2, 2, 2), "fc": torch.tensor([1.5, -2.0])}
+    totals = bias_part_totals(maps)
+    assert list(totals) == ["conv", "fc"]
+    assert torch.equal(totals["conv"], torch.tensor([0.0 + 1 + 2 + 3, 4.0 + 5 + 6 + 7]))
+    assert torch.equal(totals["fc"], maps["fc"])
+    net = ClampNet().eval()
+    x = torch.randn(3, 3, 2, 2, generator=torch.Generator().manual_seed(1))
+    e = xai_lab.explain(net, x, method="fullgrad", target=1)
+    total = _total(e.extras["input_part"]) + sum(bias_part_totals(e.extras["bias_parts"]).values())
+    assert torch.allclose(total, e.extras["score"], atol=1e-5)

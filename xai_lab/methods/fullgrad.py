@@ -107,6 +107,14 @@ def _fullgrad_result(ctx: Context, use_feature_gradients: bool, normalize: str, 
     return Result(saliency=saliency.detach(), extras=extras)
 
 
+def bias_part_totals(bias_parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """How much each bias part adds to the score: sum_j b_{l,j} dy_c/dz_{l,j} over all positions
+    (and channels) of module l, per image, [N] each, in the order given. ``bias_parts`` is
+    ``extras["bias_parts"]`` of a ``fullgrad`` explanation; with the input part's total the
+    totals add up to the score (completeness, eq. 2 of Srinivas & Fleuret 2019)."""
+    return {name: part.reshape(len(part), -1).sum(1) for name, part in bias_parts.items()}
+
+
 @register("fullgrad", family="gradient")
 def fullgrad(ctx: Context, normalize: str = "layer", activation_offsets: bool = True) -> Result:
     """FullGrad (Srinivas & Fleuret 2019): psi(dy/dx * x) + sum_layers psi(dy/dz * b).
