@@ -1,11 +1,14 @@
 """Remove And Retrain (ROAR, Hooker et al. 2019) on the MSLD classifier, as JSON.
 
     python benchmarks/roar.py [--ks 10,20,30,40,50,60,70,80,90] [--methods gradcam,fullgrad,saliency,rise,random]
-        [--copies 1] [--rise-masks 500] [--train-fraction 1] [--seed 0] [--n-boot 2000] [--out benchmarks/results/roar.json]
+        [--copies 1] [--rise-masks 500] [--fill mean|black] [--train-fraction 1] [--seed 0] [--n-boot 2000]
+        [--out benchmarks/results/roar.json]
         [--maps PATH | --no-maps-cache] [--device cpu|cuda] [--threads T]
 
 For every method and k: the top k % pixels of every MSLD image (train, validation and test
-patients of ``msld.split_records()``) are replaced by the image's channel means, a new head is
+patients of ``msld.split_records()``) are replaced by the image's channel means (``--fill mean``,
+as Hooker et al. 2019) or by black (``--fill black``, the other fill the FullGrad reproducibility
+study runs), a new head is
 trained on the edited training images (``msld.train(TrainSettings(copies=--copies), transform=...)``,
 frozen ImageNet backbone, early stopping on the edited validation images), and the edited test
 images are scored by the retrained model and by the original classifier (no retraining):
@@ -74,6 +77,10 @@ def _methods(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+#: --fill: what the removed pixels become (``remove_top_fraction``'s fill) and how the config names it.
+FILLS = {"mean": ("mean", "image channel means"), "black": (0.0, "black (0 in pixel units)")}
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,6 +88,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", type=_methods, default=list(roar_experiment.ROAR_METHODS), help="names separated by commas")
     p.add_argument("--copies", type=positive_int, default=1, help="views per training image (1: no augmentation)")
     p.add_argument("--rise-masks", type=positive_int, default=500, help="RISE masks per image")
+    p.add_argument("--fill", choices=sorted(FILLS), default="mean", help="what the removed pixels become")
     p.add_argument("--train-fraction", type=fraction, default=1.0,
                    help="train on this seeded fraction of the training and validation patients (all test patients)")
     p.add_argument("--n-boot", type=positive_int, default=2000, help="bootstrap draws of test patients")
@@ -144,13 +152,13 @@ def main(argv=None, classifier=None, records=None) -> dict:
     classifier.model.to("cpu")
     ks = [0] + list(args.ks)
     rows = roar_experiment.roar(classifier, None, args.methods, ks, settings, maps, args.seed, options,
-                            n_boot=args.n_boot, progress=progress, split=split)
+                                fill=FILLS[args.fill][0], n_boot=args.n_boot, progress=progress, split=split)
     test = split["test"]
     trained = [r["seconds"] for r in rows if r["k"] > 0 or r["method"] == args.methods[0]]
     out = {
         "benchmark": "roar", "model": msld.NAME,
         "config": {"methods": args.methods, "ks": ks, "copies": args.copies, "rise_masks": args.rise_masks,
-                   "seed": args.seed, "n_boot": args.n_boot, "fill": "image channel means",
+                   "seed": args.seed, "n_boot": args.n_boot, "fill": FILLS[args.fill][1],
                    "target": "true label", "options": {m: roar_experiment.method_options(m, options) for m in args.methods},
                    "train_settings": asdict(settings),
                    "train_fraction": args.train_fraction,

@@ -49,6 +49,18 @@ def test_a_small_run_prints_and_writes_the_rows_and_reuses_its_maps(bench, class
             == [{k: v for k, v in r.items() if k not in timing} for r in out["rows"][2:]])
 
 
+def test_black_fill_edits_the_images_otherwise(bench, classifier, records, tmp_path):
+    argv = ["--methods", "gradcam", "--ks", "50", "--n-boot", "50", "--maps", str(tmp_path / "maps.pt")]
+    mean = bench.main(argv + ["--out", str(tmp_path / "mean.json")], classifier=classifier, records=records)
+    black = bench.main(argv + ["--out", str(tmp_path / "black.json"), "--fill", "black"], classifier=classifier,
+                       records=records)
+    assert mean["config"]["fill"] == "image channel means" and black["config"]["fill"] == "black (0 in pixel units)"
+    edited = [[r["not_retrained_probability"] for r in out["rows"] if r["k"] == 50] for out in (mean, black)]
+    assert edited[0] != edited[1]  # the same pixels removed, filled otherwise: other outputs
+    unedited = [[r["not_retrained_probability"] for r in out["rows"] if r["k"] == 0] for out in (mean, black)]
+    assert unedited[0] == unedited[1]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--ks", "0,50"], "--ks must lie in (0, 100]"),
     (["--ks", "10,10"], "--ks repeats a value"),
@@ -58,6 +70,7 @@ def test_a_small_run_prints_and_writes_the_rows_and_reuses_its_maps(bench, class
     (["--copies", "0"], "must be at least 1"),
     (["--train-fraction", "0"], "must lie in (0, 1]"),
     (["--rise-mask", "10"], "unrecognized arguments: --rise-mask"),
+    (["--fill", "blue"], "invalid choice: 'blue'"),
 ])
 def test_argument_errors_are_clear(bench, capsys, argv, message):
     with pytest.raises(SystemExit) as e:
