@@ -32,7 +32,9 @@ BRITISH = {
     "serialises": "serializes", "parallelise": "parallelize", "optimise": "optimize", "optimised": "optimized",
     "optimising": "optimizing", "favour": "favor", "favours": "favors", "cancelled": "canceled",
     "summarise": "summarize", "behaviour": "behavior", "analyse": "analyze", "modelling": "modeling",
-    "artefact": "artifact", "artefacts": "artifacts", "catalogue": "catalog",
+    "artefact": "artifact", "artefacts": "artifacts", "catalogue": "catalog", "defence": "defense",
+    "defences": "defenses", "offence": "offense", "practise": "practice", "judgement": "judgment",
+    "aluminium": "aluminum",
 }
 SUFFIXES = (".py", ".md", ".yml", ".yaml", ".toml", ".txt", ".cfg", ".css", ".js")
 IMAGENET_ID = re.compile(r"n\d{8}_\w+")
