@@ -200,3 +200,13 @@ def test_own_scale_grid_gives_each_map_its_own_limits_at_its_resolution():
     with pytest.raises(ValueError, match="one map per image"):
         plot.own_scale_grid(images, {"fine": fine[:1]})
     plt.close(fig)
+
+
+def test_own_scale_grid_clips_each_map_at_its_percentile_and_adds_its_color_bar():
+    images = [np.zeros((10, 10, 3))]
+    spiky = torch.arange(100.0).reshape(1, 10, 10)
+    fig = plot.own_scale_grid(images, {"spiky": spiky}, signed=False, clip=90, colorbar=True)
+    artist = fig.axes[1].get_images()[0]
+    assert artist.get_clim() == pytest.approx((0.0, float(np.percentile(np.arange(100.0), 90))))
+    assert artist.colorbar is not None and len(fig.axes) == 3  # image, map, the map's color bar
+    plt.close(fig)

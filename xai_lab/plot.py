@@ -339,12 +339,14 @@ def show_pixels(ax, pixels, title: str | None = None):
 
 
 def own_scale_grid(images: Sequence[np.ndarray], columns: dict[str, Sequence], row_titles: Sequence[str] | None = None,
-                   signed: bool | None = None, size: float = 2.1):
+                   signed: bool | None = None, size: float = 2.1, clip: float | None = None, colorbar: bool = False):
     """Maps of any resolution next to their image, each on ITS OWN color scale (for maps whose
-    sizes differ too much to share one, such as FullGrad's bias parts from 112 x 112 to 7 x 7):
-    one row per image (HxWx3 in [0, 1], drawn first, titled by ``row_titles``), then one map per
-    entry of ``columns`` (title -> maps [N, h, w] or an Explanation), drawn at their resolution
-    with :func:`show_map` and no color bar (``signed=None`` decides per map). Returns the figure."""
+    sizes differ too much to share one, such as FullGrad's bias parts from 112 x 112 to 7 x 7,
+    or spiky gradient maps that are read one by one): one row per image (HxWx3 in [0, 1], drawn
+    first, titled by ``row_titles``), then one map per entry of ``columns`` (title -> maps
+    [N, h, w] or an Explanation), drawn at their resolution with :func:`show_map` (``signed=None``
+    decides per map; ``clip = q`` clips each map at the q-th percentile of its |values|;
+    ``colorbar=True`` gives each map its bar). Returns the figure."""
     import matplotlib.pyplot as plt
 
     maps = {title: _raw(m) for title, m in columns.items()}
@@ -356,5 +358,5 @@ def own_scale_grid(images: Sequence[np.ndarray], columns: dict[str, Sequence], r
     for r, image in enumerate(images):
         show_pixels(axes[r, 0], image, title=None if row_titles is None else row_titles[r])
         for c, (title, m) in enumerate(maps.items(), start=1):
-            show_map(axes[r, c], m[r], signed=signed, colorbar=False, title=title if r == 0 else None)
+            show_map(axes[r, c], m[r], signed=signed, clip=clip, colorbar=colorbar, title=title if r == 0 else None)
     return fig
