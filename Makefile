@@ -4,6 +4,8 @@
 # make book-fresh: the same with every chapter executed from scratch (what CI runs);
 # make book-student: the student edition (same book, exercise solutions removed) into _build/student;
 # make test: run the test suite (with ruff first).
+# The book targets drop MPLBACKEND: a shell's MPLBACKEND=Agg would reach the notebook kernel and
+# every chapter would be built without its figures.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
@@ -25,16 +27,16 @@ $(MATHJAX):
 	cp -r _build/mathjax/node_modules/mathjax/es5 _build/mathjax_static/mathjax
 
 book: $(STAMP) $(MATHJAX)
-	$(VENV)/bin/jupyter-book build . --all -W --keep-going
+	env -u MPLBACKEND $(VENV)/bin/jupyter-book build . --all -W --keep-going
 
 book-fresh: $(STAMP) $(MATHJAX)
 	rm -rf _build/.jupyter_cache
-	$(VENV)/bin/jupyter-book build . --all -W --keep-going
+	env -u MPLBACKEND $(VENV)/bin/jupyter-book build . --all -W --keep-going
 
 book-student: $(STAMP) $(MATHJAX)
 	$(PY) book/_ext/student_edition.py _build/student_src
 	mkdir -p _build/student_src/_build && cp -r _build/mathjax_static _build/student_src/_build/
-	cd _build/student_src && $(abspath $(VENV))/bin/jupyter-book build . --all -W --keep-going --path-output $(abspath _build/student)
+	cd _build/student_src && env -u MPLBACKEND $(abspath $(VENV))/bin/jupyter-book build . --all -W --keep-going --path-output $(abspath _build/student)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
