@@ -512,7 +512,8 @@ def write_outputs(out: Path, tag: str, config: dict, records: list[dict], resamp
         provenance = json.loads(path.read_text()) if path.exists() else {"runs": []}
         provenance.update(environment())
         provenance["runs"].append(run_log)
-        provenance["total_wall_seconds"] = round(sum(r["wall_seconds"] for r in provenance["runs"]), 1)
+        # an interrupted run's entry has no wall seconds (None): it adds nothing here
+        provenance["total_wall_seconds"] = round(sum(r["wall_seconds"] or 0 for r in provenance["runs"]), 1)
         provenance["total_cpu_seconds_jobs"] = round(sum(r["cpu_seconds_jobs"] for r in provenance["runs"]), 1)
         path.write_text(json.dumps(provenance, indent=1) + "\n")
     return summary
