@@ -54,6 +54,7 @@ import csv
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -343,6 +344,10 @@ def execute(todo: list[tuple], config: dict, args, results: ResultsFile, deadlin
     return done
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def run(args) -> tuple[Path, dict]:
     """Run the jobs of this run (or shard) that its results file lacks; returns the file and a run log."""
     set_threads(args.threads)
@@ -361,8 +366,18 @@ def run(args) -> tuple[Path, dict]:
           f"{results.path}; running {len(todo)}", file=sys.stderr)
     start, cpu, at_start = time.time(), time.process_time(), environment()
     deadline = None if args.stop_after is None else start + args.stop_after
-    ran = execute(todo, config, args, results, deadline)
+    before, interrupted = len(results.records), None
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a kill ends the run like Ctrl-C: with its run log
+    try:
+        ran = execute(todo, config, args, results, deadline)
+    except KeyboardInterrupt:
+        ran = len(results.records) - before
+        interrupted = "interrupted (SIGINT or SIGTERM): the records before it are kept, the job in progress is lost"
+        print(f"{interrupted}; writing the run log", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return results.path, {"command": "python benchmarks/comparison.py " + " ".join(args.argv),
+                          "interrupted": interrupted,
                           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
                           "commit_at_start": at_start["commit"],
                           "uncommitted_changes_at_start": at_start["uncommitted_changes_outside_results"],
@@ -626,6 +641,8 @@ def main(argv=None) -> dict:
     config, records = read_results(path)
     summary = write_outputs(args.out, path.stem[len("records"):], config, records, args.resamples, args.seed, log)
     report(summary)
+    if log["interrupted"]:
+        raise SystemExit(130)  # what a shell reports for an interrupted command, after the files are written
     return summary
 
 

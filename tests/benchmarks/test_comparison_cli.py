@@ -111,3 +111,24 @@ def test_changed_settings_are_refused_on_resume(bench, single):
 def test_rankings_use_the_largest_block_of_variants_and_images(bench):
     have = {"a": {1, 2, 3, 4}, "b": {1, 2, 3}, "c": {1, 2, 3}, "d": {1}}
     assert bench.ranked_block(have) == (["a", "b", "c"], {1, 2, 3})
+
+
+def test_an_interrupted_run_keeps_its_records_and_writes_its_run_log(bench, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = bench.run_job
+
+    def stopped_at_the_third_job(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt  # as Ctrl-C, or a SIGTERM turned into one by the run
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench, "run_job", stopped_at_the_third_job)
+    with pytest.raises(SystemExit) as stop:
+        bench.main(SMALL + ["--out", str(tmp_path)])
+    assert stop.value.code == 130
+    provenance = json.loads((tmp_path / "provenance.json").read_text())
+    log = provenance["runs"][-1]
+    assert log["jobs_run"] == 2 and log["interrupted"].startswith("interrupted") and log["wall_seconds"] >= 0
+    assert len((tmp_path / "records.jsonl").read_text().splitlines()) == 1 + 2
+    assert (tmp_path / "summary.json").is_file()
