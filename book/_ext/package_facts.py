@@ -5,18 +5,17 @@ package (``xai_lab.stats.LEVEL``), so the text changes the day the definition do
 computed here from its one home; chapters use ``{{ name }}`` (myst ``substitution`` extension).
 """
 import re
-import tomllib
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from importlib.metadata import metadata
 
 
 def _python_requirement() -> str:
-    """``requires-python = ">=3.10"`` of pyproject.toml -> ``"3.10 or later"``."""
-    spec = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["requires-python"]
+    """The installed package's ``Requires-Python`` (pyproject.toml's ``requires-python``, as pip
+    recorded it; the book may be built from a copy of its sources, e.g. the student edition),
+    ``">=3.10"`` -> ``"3.10 or later"``."""
+    spec = metadata("xai_lab")["Requires-Python"] or ""
     match = re.fullmatch(r">=\s*(\d+\.\d+)", spec.strip())
     if match is None:
-        raise ValueError(f"pyproject.toml: requires-python {spec!r} is not of the form '>=X.Y'")
+        raise ValueError(f"xai_lab's Requires-Python {spec!r} is not of the form '>=X.Y'")
     return f"{match.group(1)} or later"
 
 
