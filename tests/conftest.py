@@ -48,6 +48,21 @@ class TinyConvNet(nn.Module):
         return self.fc(self.flatten(self.pool(self.act2(self.conv2(self.act1(self.conv1(x)))))))
 
 
+class RegionMean(torch.nn.Module):
+    """Logits [mean of the image over an 8-pixel region (rows 2-3, columns 2-5), 0]: a toy classifier
+    whose answer is known for any removal of pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.mask = torch.zeros(1, 1, 8, 8)
+        self.mask[..., 2:4, 2:6] = 1
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        score = (x * self.mask).sum((1, 2, 3)) / (self.mask.sum() * x.shape[1])
+        return torch.stack([score, torch.zeros_like(score) + self.dummy], 1)
+
+
 @pytest.fixture
 def tiny():
     return TinyConvNet().eval()

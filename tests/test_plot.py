@@ -10,6 +10,8 @@ import torch
 from xai_lab import plot
 from xai_lab.explain import Explanation
 
+from .conftest import RegionMean
+
 
 @pytest.fixture(autouse=True)
 def close_figures():
@@ -131,22 +133,8 @@ def test_image_grid_fills_rows_and_passes_the_display_options():
         plot.image_grid(masks, ncols=0)
 
 
-class _RegionMean(torch.nn.Module):
-    """Logits [mean of the image over an 8-pixel region, 0]."""
-
-    def __init__(self):
-        super().__init__()
-        self.mask = torch.zeros(1, 1, 8, 8)
-        self.mask[..., 2:4, 2:6] = 1
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        score = (x * self.mask).sum((1, 2, 3)) / (self.mask.sum() * x.shape[1])
-        return torch.stack([score, torch.zeros_like(score) + self.dummy], 1)
-
-
 def test_removal_gallery_titles_the_target_probability_of_each_perturbed_image():
-    model, image = _RegionMean(), torch.ones(3, 8, 8)
+    model, image = RegionMean(), torch.ones(3, 8, 8)
     region_first = model.mask[0, 0] + torch.linspace(0, 1e-3, 64).view(8, 8)
     fig = plot.removal_gallery(model, image, {"region": region_first, "reverse": -region_first}, target=0,
                                fractions=(4 / 64, 8 / 64), baselines=(0.0,), order="morf")

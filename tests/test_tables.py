@@ -5,6 +5,8 @@ import torch
 from xai_lab import tables
 from xai_lab.explain import Explanation
 
+from .conftest import RegionMean
+
 
 def _explanation(saliency, forward=0, backward=0, seconds=0.0):
     return Explanation(saliency=saliency, target=torch.zeros(len(saliency), dtype=torch.long), method="m",
@@ -49,22 +51,8 @@ def test_max_difference_up_to_scale_by_hand():
         tables.max_difference_up_to_scale({"a": a, "b": torch.ones(1, 2, 2)}, ["a"])
 
 
-class _RegionMean(torch.nn.Module):
-    """Logits [mean of the image over an 8-pixel region, 0]."""
-
-    def __init__(self):
-        super().__init__()
-        self.mask = torch.zeros(1, 1, 8, 8)
-        self.mask[..., 2:4, 2:6] = 1
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def forward(self, x):
-        score = (x * self.mask).sum((1, 2, 3)) / (self.mask.sum() * x.shape[1])
-        return torch.stack([score, torch.zeros_like(score) + self.dummy], 1)
-
-
 def test_perturbation_table_is_tidy_and_holds_the_means_by_hand():
-    model, x = _RegionMean(), torch.ones(2, 3, 8, 8)
+    model, x = RegionMean(), torch.ones(2, 3, 8, 8)
     region_first = model.mask[0].expand(2, 8, 8) + torch.linspace(0, 1e-3, 64).view(1, 8, 8)
     maps = {"region": region_first, "reverse": _explanation(-region_first)}
     table = tables.perturbation_table(model, x, maps, target=0, baselines=(0.0, 1.0), fractions=(0.0, 4 / 64))
