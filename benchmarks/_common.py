@@ -18,12 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
 from xai_lab.stats import Interval
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def positive_int(text: str) -> int:
@@ -225,3 +229,27 @@ def merge_results(paths: Sequence) -> tuple[dict, list[dict], dict]:
             records.append(r)
     records.sort(key=record_key)
     return config, records, {"files": [str(p) for p in paths], "duplicates_dropped": duplicates}
+
+
+def environment() -> dict:
+    """The commit, package versions and the machine."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def git(*argv):
+        try:
+            return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    versions = {}
+    for package in ("torch", "torchvision", "numpy", "captum", "grad-cam", "lime", "alibi", "ray", "xai_lab"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = None
+    return {"commit": git("rev-parse", "HEAD"),
+            "uncommitted_changes_outside_results": bool(git("status", "--porcelain", "--", ".", ":!benchmarks/results")),
+            "packages": versions, "python": platform.python_version(),
+            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                        "cpu_count": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
+                        else None}}

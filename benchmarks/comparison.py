@@ -53,9 +53,7 @@ import argparse
 import csv
 import json
 import os
-import platform
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -68,6 +66,7 @@ from _common import (  # noqa: E402
     add_common,
     check_device,
     count,
+    environment,
     json_default,
     merge_results,
     positive_int,
@@ -532,30 +531,6 @@ def write_outputs(out: Path, tag: str, config: dict, records: list[dict], resamp
         provenance["total_cpu_seconds_jobs"] = round(sum(r["cpu_seconds_jobs"] for r in provenance["runs"]), 1)
         path.write_text(json.dumps(provenance, indent=1) + "\n")
     return summary
-
-
-def environment() -> dict:
-    """The commit, package versions and the machine."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    def git(*argv):
-        try:
-            return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
-
-    versions = {}
-    for package in ("torch", "torchvision", "numpy", "captum", "grad-cam", "lime", "alibi", "ray", "xai_lab"):
-        try:
-            versions[package] = version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    return {"commit": git("rev-parse", "HEAD"),
-            "uncommitted_changes_outside_results": bool(git("status", "--porcelain", "--", ".", ":!benchmarks/results")),
-            "packages": versions, "python": platform.python_version(),
-            "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                        "cpu_count": os.cpu_count(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available()
-                        else None}}
 
 
 def report(summary: dict) -> None:

@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import add_common, check_device, fraction, json_default, positive_int, set_threads  # noqa: E402
+from _common import add_common, check_device, environment, fraction, json_default, positive_int, set_threads  # noqa: E402
 
 import xai_lab  # noqa: E402
 from xai_lab.data import msld as msld_records  # noqa: E402
@@ -137,7 +137,7 @@ def main(argv=None, classifier=None, records=None) -> dict:
     check_device(p, args.device)
     set_threads(args.threads)
     progress = sys.stderr.isatty()
-    start = time.perf_counter()
+    start, cpu_start, at_start = time.perf_counter(), time.process_time(), environment()
     settings = msld.TrainSettings(copies=args.copies, seed=args.seed)
     classifier = xai_lab.load_model(msld.NAME) if classifier is None else classifier
     classifier.model.to(args.device)
@@ -168,9 +168,10 @@ def main(argv=None, classifier=None, records=None) -> dict:
         "timing": {"maps_seconds": {m: round(s, 1) for m, s in maps["_seconds"].items()},
                    "maps_computed_now": maps["_computed"],
                    "retrainings": len(trained), "seconds_per_retraining": round(sum(trained) / len(trained), 2)},
-        "run": {"seconds": round(time.perf_counter() - start, 1), "maps_seconds": round(maps_done - start, 1),
-                "threads": torch.get_num_threads(), "device": str(args.device), "cpu_count": os.cpu_count(),
-                "torch": torch.__version__},
+        "run": {"command": "python benchmarks/roar.py " + " ".join(sys.argv[1:] if argv is None else list(argv)),
+                "seconds": round(time.perf_counter() - start, 1), "cpu_seconds": round(time.process_time() - cpu_start, 1),
+                "maps_seconds": round(maps_done - start, 1),
+                "threads": torch.get_num_threads(), "device": str(args.device), **at_start},
     }
     text = json.dumps(out, default=json_default)
     args.out.parent.mkdir(parents=True, exist_ok=True)
