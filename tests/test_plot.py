@@ -24,23 +24,39 @@ def test_to_image_undoes_the_input_scaling(lite0):
     assert np.allclose(plot.to_image(x, lite0), 0.25)
 
 
-def test_grid_has_one_row_per_image_and_one_column_per_method():
+def test_grid_has_one_row_per_image_one_column_per_method_and_one_color_bar():
     images = [np.zeros((8, 8, 3)), np.ones((8, 8, 3))]
     maps = Explanation(saliency=torch.rand(2, 8, 8), target=torch.zeros(2, dtype=torch.long), method="m")
     fig = plot.grid(images, {"a": maps, "b": torch.rand(2, 8, 8)}, row_titles=["x", "y"])
-    assert len(fig.axes) == 6
+    assert len(fig.axes) == 2 * 3 + 1  # 2 rows x (image + 2 maps) + the shared color bar
     assert fig.axes[1].get_title() == "a" and fig.axes[0].get_title() == "x"
+    bar = fig.axes[-1]
+    assert bar.get_ylabel() == plot.MIN_MAX_LABEL and "0 = its minimum, 1 = its maximum" in plot.MIN_MAX_LABEL
+    overlays = [ax.get_images()[-1] for i, ax in enumerate(fig.axes[:6]) if i % 3]
+    assert {(a.get_cmap().name, a.get_clim()) for a in overlays} == {(plot.UNSIGNED_CMAP, (0, 1))}
+    assert sum(a.colorbar is not None for a in overlays) == 1  # one bar for the figure, not one per map
+    assert len(plot.grid(images, {"a": maps}, colorbar=False).axes) == 4
 
 
-def test_overlay_keeps_its_style_and_adds_a_color_bar_on_request():
+def test_grid_scales_each_map_to_its_own_range():
+    images = [np.zeros((2, 2, 3))]
+    small = torch.tensor([[[1.0, 2.0], [3.0, 5.0]]])
+    fig = plot.grid(images, {"small": small, "large": 10 * small})
+    shown = [np.asarray(ax.get_images()[-1].get_array()) for ax in fig.axes[1:3]]
+    assert np.allclose(shown[0], [[0.0, 0.25], [0.5, 1.0]]) and np.allclose(shown[1], shown[0])
+
+
+def test_overlay_uses_the_unsigned_color_map_and_says_how_the_map_is_scaled():
     fig, ax = plt.subplots()
     plot.overlay(ax, np.zeros((8, 8, 3)), torch.rand(8, 8))
-    assert len(fig.axes) == 1
     artist = ax.get_images()[1]
-    assert artist.get_clim() == (0, 1) and artist.get_cmap().name == "jet"
+    assert artist.get_clim() == (0, 1) and artist.get_cmap().name == plot.UNSIGNED_CMAP == "viridis"
+    assert len(fig.axes) == 2 and artist.colorbar is not None
+    assert artist.colorbar.ax.get_ylabel() == plot.MIN_MAX_LABEL
+    assert artist.colorbar.solids.get_alpha() == 1.0
     fig, ax = plt.subplots()
-    plot.overlay(ax, np.zeros((8, 8, 3)), torch.rand(8, 8), colorbar=True)
-    assert len(fig.axes) == 2 and ax.get_images()[1].colorbar is not None
+    plot.overlay(ax, np.zeros((8, 8, 3)), torch.rand(8, 8), cmap="gray_r", colorbar=False)
+    assert len(fig.axes) == 1 and ax.get_images()[1].get_cmap().name == "gray_r"
 
 
 def test_percentile_limit_is_the_percentile_of_magnitudes():

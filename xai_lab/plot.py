@@ -11,11 +11,14 @@ a display choice can suggest):
 * maps compared in one figure share one scale (:func:`map_grid`), and a color bar says what
   the colors mean;
 * spiky maps can be clipped at a percentile of their absolute values (:func:`percentile_limit`),
-  which the caption should state.
+  which the caption should state;
+* maps read one at a time, each on its own scale: :func:`own_scale_grid` (raw values, signed
+  maps centered on zero) or, for unsigned maps only, :func:`overlay` and :func:`grid` (each map
+  min-max normalized: 0 = its minimum, 1 = its maximum, :data:`UNSIGNED_CMAP`, with a color bar
+  saying so). Min-max normalization hides where zero is, so a signed map never goes to
+  :func:`grid`: use :func:`map_grid` or :func:`own_scale_grid` with ``signed=True``.
 
 :func:`image_grid` draws pictures with no map on them (masks, perturbed images).
-:func:`overlay` and :func:`grid` keep the older style (each map min-max normalized on its own,
-``jet``) for the chapters that use them.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ from .ops import normalize_per_image
 
 UNSIGNED_CMAP = "viridis"
 SIGNED_CMAP = "RdBu_r"
+MIN_MAX_LABEL = "each map scaled to its own range:\n0 = its minimum, 1 = its maximum"
 
 
 def to_image(x: torch.Tensor, classifier=None) -> np.ndarray:
@@ -144,10 +148,12 @@ def show_map(ax, saliency, image: np.ndarray | None = None, signed: bool | None 
     return artist
 
 
-def overlay(ax, image: np.ndarray, saliency, alpha: float = 0.5, cmap: str = "jet", title: str | None = None,
-            colorbar: bool = False):
+def overlay(ax, image: np.ndarray, saliency, alpha: float = 0.5, cmap: str = UNSIGNED_CMAP,
+            title: str | None = None, colorbar: bool = True):
     """Draw ``image`` (HxWx3 in [0, 1]) with the min-max normalized ``saliency`` on top (0 = the
-    map's minimum, 1 = its maximum; ``colorbar=True`` adds a bar saying so)."""
+    map's minimum, 1 = its maximum), in :data:`UNSIGNED_CMAP` unless ``cmap`` says otherwise, with
+    a color bar saying so (:data:`MIN_MAX_LABEL`) unless ``colorbar=False``. For unsigned maps:
+    min-max normalization hides where zero is in a signed map (use :func:`show_map`). Returns ``ax``."""
     ax.imshow(image)
     artist = ax.imshow(_map_array(saliency), cmap=cmap, alpha=alpha, vmin=0, vmax=1,
                        extent=(-0.5, image.shape[1] - 0.5, image.shape[0] - 0.5, -0.5))
@@ -155,18 +161,22 @@ def overlay(ax, image: np.ndarray, saliency, alpha: float = 0.5, cmap: str = "je
     if title:
         ax.set_title(title, fontsize=9)
     if colorbar:
-        _colorbar(artist, ax, fraction=0.046, pad=0.03, label="min-max normalized")
+        _colorbar(artist, ax, fraction=0.046, pad=0.03, label=MIN_MAX_LABEL)
     return ax
 
 
 def grid(images: Sequence[np.ndarray], columns: dict[str, Sequence], row_titles: Sequence[str] | None = None,
-         alpha: float = 0.5, cmap: str = "jet", size: float = 2.2):
-    """A figure with one row per image: the image, then one overlay per entry of ``columns``
-    (column title -> one map per image, an Explanation or [N, H, W] maps). Returns the figure."""
+         alpha: float = 0.5, cmap: str = UNSIGNED_CMAP, size: float = 2.2, colorbar: bool = True):
+    """A figure with one row per image: the image, then one :func:`overlay` per entry of
+    ``columns`` (column title -> one map per image, an Explanation or [N, H, W] maps), each map
+    min-max normalized on its own (for unsigned maps; a signed map goes to :func:`map_grid` or
+    :func:`own_scale_grid` with ``signed=True``), and one color bar for the whole figure saying
+    so (:data:`MIN_MAX_LABEL`; its last axes) unless ``colorbar=False``. Returns the figure."""
     import matplotlib.pyplot as plt
 
     n_rows, n_cols = len(images), len(columns) + 1
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols, size * n_rows), squeeze=False)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(size * n_cols + 0.8 * colorbar, size * n_rows), squeeze=False,
+                             layout="constrained")
     for r, image in enumerate(images):
         axes[r, 0].imshow(image)
         axes[r, 0].set_axis_off()
@@ -174,8 +184,9 @@ def grid(images: Sequence[np.ndarray], columns: dict[str, Sequence], row_titles:
             axes[r, 0].set_title(row_titles[r], fontsize=9)
         for c, (title, maps) in enumerate(columns.items(), start=1):
             m = maps.saliency[r] if isinstance(maps, Explanation) else maps[r]
-            overlay(axes[r, c], image, m, alpha=alpha, cmap=cmap, title=title if r == 0 else None)
-    fig.tight_layout()
+            overlay(axes[r, c], image, m, alpha=alpha, cmap=cmap, title=title if r == 0 else None, colorbar=False)
+    if colorbar and columns:
+        _colorbar(axes[0, 1].get_images()[-1], axes.ravel().tolist(), shrink=0.8, label=MIN_MAX_LABEL)
     return fig
 
 
