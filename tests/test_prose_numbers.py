@@ -11,20 +11,37 @@ describes, an architecture's channel count) that the chapter declares in a MyST 
 (1900-2099, as in citations) and the markers of numbered lists are not counted. A declared
 number the prose no longer contains fails too, so each declaration stays the text's. A
 definitional decimal or percentage reads best as code or math in the prose (`p_sample=0.5`,
-$\\sigma = 0.15$), where it is not prose at all."""
+$\\sigma = 0.15$), where it is not prose at all.
+
+Figure captions (the ``mystnb: figure: caption:`` of a code cell's options) are prose too: they
+are read with the text and obey the same rule."""
 import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 DECLARATION = re.compile(r"^% numbers:(.*)$", re.M)
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?: ?%)?(?![\w])")
+CELL_OPTIONS = re.compile(r"^```\{code-cell\}[^\n]*\n---\n(.*?)\n---\n", re.M | re.S)
+
+
+def captions(text: str) -> list[str]:
+    """The figure captions of the chapter's code cells (myst-nb ``mystnb.figure.caption``)."""
+    found = []
+    for block in CELL_OPTIONS.findall(text):
+        options = yaml.safe_load(block) or {}
+        figure = (options.get("mystnb") or {}).get("figure") if isinstance(options, dict) else None
+        if isinstance(figure, dict) and figure.get("caption"):
+            found.append(str(figure["caption"]))
+    return found
 
 
 def prose(text: str) -> str:
-    """The chapter's prose: no front matter, code cells, formulas, inline code, roles,
-    substitutions, link targets, comments or list markers."""
+    """The chapter's prose and figure captions: no front matter, code cells, formulas, inline code,
+    roles, substitutions, link targets, comments or list markers."""
+    text = "\n\n".join([text, *captions(text)])
     text = re.sub(r"\A---\n.*?\n---\n", "", text, flags=re.S)
     text = re.sub(r"```.*?```|\$\$.*?\$\$", "", text, flags=re.S)
     text = re.sub(r"\$[^$\n]*\$|\{[a-z:-]+\}`[^`]*`|`[^`\n]*`|\{\{[^}]*\}\}", "", text)
@@ -70,8 +87,11 @@ def test_every_number_in_prose_is_glued_or_declared(chapter):
 def test_the_detector_sees_prose_only():
     text = ("---\nx: 3\n---\n# Title 7\n\nAccuracy was 0.83 on 12 % of 40 images (Smith et al. 2019).\n"
             "1. An exercise with `k=5`, $k=6$, {glue:}`n` and {{ level }}.\n"
-            "```{code-cell} ipython3\nx = 99\n```\n% numbers: `40` the images; `7` a title\n[link](page2)\n")
-    assert numbers(text) == {"7", "0.83", "12", "40"}
+            "```{code-cell} ipython3\nx = 99\n```\n% numbers: `40` the images; `7` a title\n[link](page2)\n"
+            "```{code-cell} ipython3\n---\ntags: [hide-input]\nmystnb:\n  figure:\n    caption: Maps of 3 images"
+            " clipped at `q=99`, {glue:text}`p`.\n    name: fig-x-5\n---\nplt.show()\n```\n")
+    assert captions(text) == ["Maps of 3 images clipped at `q=99`, {glue:text}`p`."]
+    assert numbers(text) == {"7", "0.83", "12", "40", "3"}
     assert declared(text) == {"40": "the images", "7": "a title"}
     for bad in ("% numbers: `40`\n", "% numbers: 40 the images\n", "% numbers: `4` and `5` sides\n"):
         with pytest.raises(ValueError, match="NUMBER` reason"):
