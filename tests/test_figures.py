@@ -11,8 +11,8 @@ Such a cell (the convention, issue 15)
 * draws one figure: at most one figure-making call and one ``plt.show()``, neither inside a loop
   (Sphinx wraps every rich output of the cell in the cell's figure, so two figures would get one
   number and one name);
-* has no other rich output (no ``display()``, no value shown by a last expression), for the same
-  reason: a table goes to a cell of its own;
+* has no other rich output (no ``display()``, no ``glue`` without ``display=False``, no value shown
+  by a last expression), for the same reason: a table goes to a cell of its own;
 * carries myst-nb figure metadata, a caption and a name ``fig-<chapter>-<short>``, the name unique
   in the book and referenced with {numref}`fig-...` in the chapter's prose;
 * is collapsed (tagged ``hide-input``) when it is plotting code only, that is, when it uses nothing
@@ -139,6 +139,12 @@ def _is_show(call: ast.Call) -> bool:
     return _callee(call) == ("plt", "show")
 
 
+def _glue_shown(call: ast.Call) -> bool:
+    """A myst-nb ``glue`` call that also displays its value (without ``display=False``)."""
+    return _callee(call)[1] == "glue" and not any(
+        k.arg == "display" and isinstance(k.value, ast.Constant) and k.value.value is False for k in call.keywords)
+
+
 def _api_names(cells) -> set[str]:
     """Names through which the chapter reaches xai_lab outside its plotting module."""
     names = set()
@@ -237,7 +243,7 @@ def problems(chapter: Chapter) -> list[str]:
         last = cell.tree.body[-1] if cell.tree.body else None
         shown_value = (isinstance(last, ast.Expr) and not (isinstance(last.value, ast.Call)
                        and (_is_show(last.value) or _callee(last.value) == (None, "print"))))
-        if shown_value or any(_callee(c) == (None, "display") for c, _ in cell.calls):
+        if shown_value or any(_callee(c) == (None, "display") or _glue_shown(c) for c, _ in cell.calls):
             found.append(f"{where}: shows a value beside its figure (it would be captioned too); "
                          "end the cell with plt.show() and put tables in a cell of their own")
         caption, name = str(cell.figure.get("caption", "")).strip(), str(cell.figure.get("name", "")).strip()
@@ -285,7 +291,8 @@ def test_the_detector_finds_figures_what_they_use_and_what_they_lack(tmp_path):
             "```{code-cell} ipython3\n---\nmystnb:\n  figure:\n    caption: A map.\n"
             "    name: fig-chapter-map\n---\nm = xai_lab.explain(model, x)\ndraw(m)\nplt.show()\n```\n\n"
             "```{code-cell} ipython3\n---\ntags: [hide-input]\nmystnb:\n  figure:\n    caption: Maps.\n"
-            "    name: fig-chapter-maps\n---\nfor m in maps:\n    draw(m)\nplt.show()\ntable\n```\n\n"
+            "    name: fig-chapter-maps\n---\nfor m in maps:\n    draw(m)\nglue('a', 1, display=False)\nplt.show()\n"
+            "table\n```\n\n"
             "See {numref}`Figure %s <fig-chapter-map>`.\n\n## Exercises\n\n"
             "```{code-cell} ipython3\n:tags: [hide-cell]\n\ndraw(1)\n```\n")
     path = tmp_path / "chapter.md"
@@ -296,6 +303,8 @@ def test_the_detector_finds_figures_what_they_use_and_what_they_lack(tmp_path):
     api = _api_names(chapter.code)
     assert api == {"xai_lab"} and not _uses_api(chapter.figures[0].tree, api) and _uses_api(chapter.figures[1].tree, api)
     assert not _uses_api(ast.parse("xai_lab.plot.grid(a, b)"), api)
+    assert [_glue_shown(c) for c in ast.walk(ast.parse("glue('a', 1)\nglue('b', 2, display=False)"))
+            if isinstance(c, ast.Call)] == [True, False]
     found = problems(chapter)
     assert [line.split(": ", 1)[0].split(", ")[1].split(" (")[0] for line in found] == [
         "code cell 3", "code cell 3", "code cell 5", "code cell 5", "code cell 5"]
