@@ -19,6 +19,8 @@ Such a cell (the convention, issue 15)
   of ``xai_lab`` but ``xai_lab.plot``; a cell that calls the API shows its code, since that is
   what it teaches.
 
+A figure made by a ``{figure}`` or ``{glue:figure}`` directive in the prose (a figure glued from a
+cell, e.g. HTML) needs a ``:name:`` of the same form and a caption, and is cited the same way.
 Every {numref} names a figure of the book. The captions obey the prose rule on numbers
 (tests/test_prose_numbers.py reads them too).
 """
@@ -43,6 +45,8 @@ student_edition = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(student_edition)
 
 NUMREF = re.compile(r"\{numref\}`([^`]*)`")
+FIGURE_DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?:figure|glue:figure)\}[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$",
+                              re.M | re.S)
 PLOT_MAKERS = frozenset(name for name, f in inspect.getmembers(plot, inspect.isfunction)
                         if f.__module__ == plot.__name__ and "Returns the figure" in (f.__doc__ or ""))
 PYPLOT_MAKERS = frozenset({"subplots", "figure"})
@@ -200,6 +204,7 @@ class Chapter:
                 if not any(cell.source.strip() and cell.source.strip() in s for s in solutions):
                     self.code.append(Cell(index, cell))
         self.prose, self.makers, self.figures = "\n".join(prose), set(), []
+        self.directives = [directive_figure(m.group("body")) for m in FIGURE_DIRECTIVE.finditer(self.prose)]
         for cell in self.code:  # a function drawing a figure draws it wherever it is called, its own cell too
             self.makers |= {name for name, f in cell.defined.items()
                             if any(isinstance(c, ast.Call) and self.draws(c) for c in ast.walk(f))}
@@ -218,6 +223,14 @@ def read(path: Path) -> Chapter:
     return Chapter(path)
 
 
+def directive_figure(body: str) -> dict:
+    """``{"name", "caption"}`` of a ``{figure}`` or ``{glue:figure}`` directive's body (its options,
+    then its caption)."""
+    options = dict(re.findall(r"^:(\w+):[ \t]*(.*)$", body, re.M))
+    caption = "\n".join(line for line in body.splitlines() if not re.match(r"^:\w+:", line)).strip()
+    return {"name": options.get("name", "").strip(), "caption": caption}
+
+
 def _target(reference: str) -> str:
     match = re.search(r"<([^>]+)>\s*$", reference)
     return (match.group(1) if match else reference).strip()
@@ -234,6 +247,8 @@ def _short(chapter: Path) -> str:
 def problems(chapter: Chapter) -> list[str]:
     """What keeps the chapter's figures from the convention, one line each."""
     api, cited, found = _api_names(chapter.code), references(chapter.prose), []
+    for figure in chapter.directives:
+        found += _naming(chapter.path, f"{chapter.path.name}, figure directive", figure["caption"], figure["name"], cited)
     for cell in chapter.figures:
         where = cell.where(chapter.path)
         looped = any(looped for c, looped in cell.calls if chapter.draws(c))
@@ -246,16 +261,23 @@ def problems(chapter: Chapter) -> list[str]:
         if shown_value or any(_callee(c) == (None, "display") or _glue_shown(c) for c, _ in cell.calls):
             found.append(f"{where}: shows a value beside its figure (it would be captioned too); "
                          "end the cell with plt.show() and put tables in a cell of their own")
-        caption, name = str(cell.figure.get("caption", "")).strip(), str(cell.figure.get("name", "")).strip()
-        if not caption or not name:
-            found.append(f"{where}: no mystnb figure caption and name")
-        elif not name.replace("_", "-").startswith(f"fig-{_short(chapter.path)}-"):
-            found.append(f"{where}: figure name {name!r} does not start with 'fig-{chapter.path.stem}-'")
-        elif name not in cited:
-            found.append(f"{where}: figure {name!r} is never referenced with {{numref}} in the text")
+        found += _naming(chapter.path, where, str(cell.figure.get("caption", "")).strip(),
+                         str(cell.figure.get("name", "")).strip(), cited)
         if not COLLAPSED & cell.tags and not _uses_api(cell.tree, api):
             found.append(f"{where}: plotting code only (no xai_lab call beyond xai_lab.plot): tag it hide-input")
     return found
+
+
+def _naming(path: Path, where: str, caption: str, name: str, cited: set[str]) -> list[str]:
+    """A figure's caption and name: present, the name of the chapter's form, cited in its text."""
+    short = f"fig-{_short(path)}"
+    if not caption or not name:
+        return [f"{where}: no figure caption and name (mystnb figure metadata, or a directive's :name:)"]
+    if not (name.replace("_", "-") == short or name.replace("_", "-").startswith(short + "-")):
+        return [f"{where}: figure name {name!r} does not start with 'fig-{path.stem}-'"]
+    if name not in cited:
+        return [f"{where}: figure {name!r} is never referenced with {{numref}} in the text"]
+    return []
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda p: p.stem)
@@ -267,9 +289,10 @@ def test_every_figure_is_one_captioned_named_referenced_figure(chapter):
 def test_figure_names_are_unique_and_every_reference_names_a_figure():
     names: dict[str, list[str]] = {}
     for chapter in CHAPTERS:
-        for cell in read(chapter).figures:
-            if cell.figure.get("name"):
-                names.setdefault(str(cell.figure["name"]).strip(), []).append(chapter.name)
+        figures = read(chapter)
+        for name in [str(c.figure.get("name", "")).strip() for c in figures.figures] + [f["name"] for f in figures.directives]:
+            if name:
+                names.setdefault(name, []).append(chapter.name)
     repeated = {name: where for name, where in names.items() if len(where) > 1}
     assert not repeated, f"figure names used more than once: {repeated}"
     dangling = {chapter.name: sorted(references(read(chapter).prose) - set(names)) for chapter in CHAPTERS}
@@ -293,7 +316,8 @@ def test_the_detector_finds_figures_what_they_use_and_what_they_lack(tmp_path):
             "```{code-cell} ipython3\n---\ntags: [hide-input]\nmystnb:\n  figure:\n    caption: Maps.\n"
             "    name: fig-chapter-maps\n---\nfor m in maps:\n    draw(m)\nglue('a', 1, display=False)\nplt.show()\n"
             "table\n```\n\n"
-            "See {numref}`Figure %s <fig-chapter-map>`.\n\n## Exercises\n\n"
+            "See {numref}`Figure %s <fig-chapter-map>`.\n\n```{glue:figure} g\n:name: fig-chapter-glued\n\nGlued.\n```\n\n"
+            "```{figure} a.png\n:name: fig-other\n```\n\n## Exercises\n\n"
             "```{code-cell} ipython3\n:tags: [hide-cell]\n\ndraw(1)\n```\n")
     path = tmp_path / "chapter.md"
     path.write_text(text, encoding="utf-8")
@@ -305,8 +329,10 @@ def test_the_detector_finds_figures_what_they_use_and_what_they_lack(tmp_path):
     assert not _uses_api(ast.parse("xai_lab.plot.grid(a, b)"), api)
     assert [_glue_shown(c) for c in ast.walk(ast.parse("glue('a', 1)\nglue('b', 2, display=False)"))
             if isinstance(c, ast.Call)] == [True, False]
+    assert chapter.directives == [{"name": "fig-chapter-glued", "caption": "Glued."}, {"name": "fig-other", "caption": ""}]
     found = problems(chapter)
-    assert [line.split(": ", 1)[0].split(", ")[1].split(" (")[0] for line in found] == [
-        "code cell 3", "code cell 3", "code cell 5", "code cell 5", "code cell 5"]
-    assert "no mystnb figure caption" in found[0] and "hide-input" in found[1]
-    assert "more than one figure" in found[2] and "shows a value" in found[3] and "never referenced" in found[4]
+    assert [line.split(": ", 1)[0].split(", ", 1)[1].split(" (")[0] for line in found] == [
+        "figure directive", "figure directive", "code cell 3", "code cell 3", "code cell 5", "code cell 5", "code cell 5"]
+    assert "never referenced" in found[0] and "no figure caption" in found[1]
+    assert "no figure caption" in found[2] and "hide-input" in found[3]
+    assert "more than one figure" in found[4] and "shows a value" in found[5] and "never referenced" in found[6]
