@@ -311,6 +311,21 @@ def test_book_method_settings_are_valid():
     assert every <= set(xai_lab.methods())
 
 
+def test_book_method_settings_send_small_batches(records, detector):
+    """Every forward pass of the chapters' settings holds at most CPU_BATCH images when
+    localization_scores explains eight images at a time (here six; Score-CAM at the toy's layer)."""
+    sizes = []
+    hook = detector.model.register_forward_pre_hook(lambda module, inputs: sizes.append(len(inputs[0])))
+    methods = {name: {**options, "layer": "act"} if name == "scorecam" else options
+               for name, options in shortcut.CHAPTER_METHODS.items()}
+    try:
+        out = shortcut.localization_scores(detector, records, methods, MARK, batch_size=8, resamples=20)
+    finally:
+        hook.remove()
+    assert len(records) == 6 and max(sizes) <= shortcut.CPU_BATCH, max(sizes)
+    assert out["costs"]["rise"]["forward_passes"] == shortcut.CHAPTER_METHODS["rise"]["n_masks"]
+
+
 def test_a_costly_method_can_run_on_the_first_images_only(records, detector):
     methods = {"saliency": {}, "occlusion": {"window": 8, "stride": 8, "images": 3}}
     out = shortcut.localization_scores(detector, records, methods, MARK, batch_size=2, resamples=50)

@@ -43,15 +43,22 @@ SCORE_LABELS = {"relevance_mass": "relevance mass", "pointing_game": "pointing g
 #: The book's shortcut chapters' time budget: every method family with modest settings. IG and SmoothGrad
 #: with 16 samples; occlusion with a 48-pixel window (the mark's size) at stride 48 (25
 #: positions); RISE with 300 masks, LIME with 200 samples and Score-CAM at the last block (320
-#: channels: a quarter of the head's 1280 forward passes) on the first 2 images only (so that the
-#: chapter stays near 3 minutes on 2 CPU cores).
+#: channels: a quarter of the head's 1280 forward passes) on the first 2 images only.
+#: ``batch_size`` keeps every forward pass at :data:`CPU_BATCH` images or fewer (IG and SmoothGrad
+#: count copies of the 8 images a call explains, occlusion and RISE images, Score-CAM masked
+#: inputs, LIME samples): the maps are those of any batch size up to float rounding, and a CPU
+#: pass over 64 to 200 images of 224 x 224 costs two to three times more per image than one over
+#: 16, whose activations stay in the caches (one torch thread on a shared two-core machine;
+#: this alone took the chapter's localization from about 140 to about 65 CPU seconds).
+CPU_BATCH = 16
 CHAPTER_METHODS = {
-    "saliency": {}, "integrated_gradients": {"steps": 16}, "smoothgrad": {"n_samples": 16}, "guided_backprop": {},
+    "saliency": {}, "integrated_gradients": {"steps": 16, "batch_size": 2},
+    "smoothgrad": {"n_samples": 16, "batch_size": 2}, "guided_backprop": {},
     "fullgrad": {}, "gradcam": {}, "gradcampp": {}, "layercam": {},
-    "scorecam": {"layer": "features.blocks.15", "batch_size": 64, "images": 2},
-    "occlusion": {"window": 48, "stride": 48, "batch_size": 64},
-    "rise": {"n_masks": 300, "batch_size": 100, "images": 2},
-    "lime": {"num_samples": 200, "batch_size": 100, "images": 2},
+    "scorecam": {"layer": "features.blocks.15", "batch_size": CPU_BATCH, "images": 2},
+    "occlusion": {"window": 48, "stride": 48, "batch_size": CPU_BATCH},
+    "rise": {"n_masks": 300, "batch_size": CPU_BATCH, "images": 2},
+    "lime": {"num_samples": 200, "batch_size": CPU_BATCH, "images": 2},
     "random": {}, "sobel": {},
 }
 #: The methods of :data:`CHAPTER_METHODS` that cost one forward and one backward pass per image,
@@ -516,7 +523,7 @@ def mark_effect(conditions_result: Mapping[str, object], metric: str = "accuracy
             - conditions_result["marked Others"].metric(metric).value)
 
 
-__all__ = ["CHAPTER_FAST_METHODS", "CHAPTER_METHODS", "CONTROLS", "Change", "Mark", "RECIPE", "SCORES",
+__all__ = ["CHAPTER_FAST_METHODS", "CHAPTER_METHODS", "CONTROLS", "CPU_BATCH", "Change", "Mark", "RECIPE", "SCORES",
            "accuracy_table", "conditions", "evaluate_conditions", "fill_box", "image_id", "inputs",
            "localization_scores", "mark_box", "mark_effect", "mark_mask", "marked", "masked",
            "no_better_than_controls", "one_per_patient", "outline_mark", "patient_interval", "plant", "plot_accuracy",
