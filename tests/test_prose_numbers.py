@@ -13,26 +13,26 @@ number the prose no longer contains fails too, so each declaration stays the tex
 definitional decimal or percentage reads best as code or math in the prose (`p_sample=0.5`,
 $\\sigma = 0.15$), where it is not prose at all.
 
-Figure captions (the ``mystnb: figure: caption:`` of a code cell's options) are prose too: they
+Figure captions (the ``mystnb.figure.caption`` of a code cell's options) are prose too: they
 are read with the text and obey the same rule."""
 import re
 from pathlib import Path
 
 import pytest
-import yaml
+from myst_nb.core.read import read_myst_markdown_notebook
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 DECLARATION = re.compile(r"^% numbers:(.*)$", re.M)
 NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d+)?)(?: ?%)?(?![\w])")
-CELL_OPTIONS = re.compile(r"^```\{code-cell\}[^\n]*\n---\n(.*?)\n---\n", re.M | re.S)
 
 
 def captions(text: str) -> list[str]:
-    """The figure captions of the chapter's code cells (myst-nb ``mystnb.figure.caption``)."""
+    """The figure captions of the chapter's code cells (myst-nb ``mystnb.figure.caption``), read by
+    myst-nb itself, so that either way of writing cell options (a YAML block between ``---`` lines
+    or ``:key: value`` lines) counts."""
     found = []
-    for block in CELL_OPTIONS.findall(text):
-        options = yaml.safe_load(block) or {}
-        figure = (options.get("mystnb") or {}).get("figure") if isinstance(options, dict) else None
+    for cell in read_myst_markdown_notebook(text).cells:
+        figure = (cell.metadata.get("mystnb") or {}).get("figure")
         if isinstance(figure, dict) and figure.get("caption"):
             found.append(str(figure["caption"]))
     return found
@@ -91,6 +91,8 @@ def test_the_detector_sees_prose_only():
             "```{code-cell} ipython3\n---\ntags: [hide-input]\nmystnb:\n  figure:\n    caption: Maps of 3 images"
             " clipped at `q=99`, {glue:text}`p`.\n    name: fig-x-5\n---\nplt.show()\n```\n")
     assert captions(text) == ["Maps of 3 images clipped at `q=99`, {glue:text}`p`."]
+    compact = "```{code-cell} ipython3\n:tags: [hide-input]\n:mystnb: {figure: {caption: 'Of 6 maps.', name: fig-x-6}}\nplt.show()\n```\n"
+    assert captions(compact) == ["Of 6 maps."] and numbers(compact) == {"6"}
     assert numbers(text) == {"7", "0.83", "12", "40", "3"}
     assert declared(text) == {"40": "the images", "7": "a title"}
     for bad in ("% numbers: `40`\n", "% numbers: 40 the images\n", "% numbers: `4` and `5` sides\n"):
