@@ -96,3 +96,30 @@ def test_anchor_precision_checks_its_backgrounds(halves):
                        (np.zeros((1, 3, 8, 8)), TypeError), (torch.zeros(1, 3, 8, 8, dtype=torch.long), TypeError)]:
         with pytest.raises(error, match="background_images"):
             anchor_precision(LeftTexture(), x, segments, [0], background_images=bad)
+
+
+def test_anchors_by_hiding_finds_and_cross_checks():
+    """Class 0 iff the chosen superpixel has texture. Under flat hiding the anchor is that
+    superpixel; under a noise background the empty anchor suffices. Checked across: the empty
+    anchor holds only under the noise background (flat hiding keeps the texture about half the
+    time), the superpixel holds under both; a skipped pair is not searched."""
+    pytest.importorskip("alibi")
+    from tests.methods.test_surrogates import SLIC, TextureVotes
+    from xai_lab.methods.surrogates import segment
+    from xai_lab.metrics import anchors_by_hiding
+
+    x = torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(0))
+    segments = torch.as_tensor(segment(x[0].permute(1, 2, 0).numpy(), "slic", SLIC))
+    chosen = int(segments[12, 12])
+    model = TextureVotes([segments == chosen], x)
+    hidings = {"flat": None, "noise": torch.rand(1, 3, 24, 24, generator=torch.Generator().manual_seed(1))}
+    kw = dict(segmentation_kwargs=SLIC, batch_size=50, seed=0, progress=False)
+    found, rows = anchors_by_hiding(model, torch.cat([x, x]), hidings, skip=[(1, "noise")], samples=200, **kw)
+    assert list(found) == [(0, "flat"), (0, "noise"), (1, "flat")]
+    flat, noise = rows[0], rows[1]
+    assert flat["found with"] == "flat" and flat["anchor"] == [chosen] and noise["anchor"] == []
+    assert flat["checked, flat"] == flat["checked, noise"] == 1.0
+    assert noise["checked, noise"] == 1.0 and 0.3 < noise["checked, flat"] < 0.7
+    assert rows[2] == {**flat, "image": 1}  # the same image again: the same search, the same checks
+    with pytest.raises(ValueError, match="skip names hidings"):
+        anchors_by_hiding(model, x, hidings, skip=[(0, "gray")], **kw)

@@ -9,13 +9,15 @@ decision rarely changes. Its precision is
 z drawn with each other superpixel hidden with probability ``p_sample``, a hidden superpixel
 taking its mean color or the same pixels of a background image (the two kinds of hiding of
 :func:`xai_lab.methods.surrogates.anchors`); alibi estimates it inside its bandit search.
-:func:`anchor_precision` estimates it again from fresh samples.
+:func:`anchor_precision` estimates it again from fresh samples; :func:`anchors_by_hiding` finds
+anchors under several kinds of hiding and checks each under all of them.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from ..explain import explain
 from ..methods.surrogates import check_background_images
 from ..models import unwrap
 from ..ops import check_fraction, check_input, check_positive, eval_mode, model_device
@@ -66,3 +68,37 @@ def anchor_precision(classifier_or_model, x: torch.Tensor, segments, anchor, tar
             fill = None if drawn is None else background_images[drawn[rows].to(x.device)]
             same.append(model(coalition_images(x, segments, keep[rows], baseline=fill)).argmax(dim=1) == target)
     return int(torch.cat(same).sum()) / samples
+
+
+def anchors_by_hiding(classifier_or_model, x: torch.Tensor, hidings: dict, skip=(), samples: int = 64,
+                      check_seed: int = 1, **options) -> tuple[dict, list[dict]]:
+    """Anchors of each image of ``x`` [N, C, H, W] found under each kind of hiding, each checked
+    under every kind.
+
+    ``hidings`` names the kinds: name -> ``background_images`` of the ``anchors`` method (None:
+    flat hiding by the superpixel's mean; a tensor: superimposed hiding by those images). For every
+    image k and name h not in ``skip`` (pairs (k, h) left out, e.g. a search too costly to run),
+    the anchors method (``xai_lab.explain(..., method="anchors", background_images=hidings[h],
+    **options)``) finds an anchor A_kh; :func:`anchor_precision` then estimates prec(A_kh) afresh
+    under every kind of hiding g (``samples`` copies, seed ``check_seed``, the same hidden
+    superpixels under each g), so the table shows whether an anchor holds only under the hiding
+    it was found with. Returns (explanations keyed by (k, h), rows: ``image`` k, ``found with``
+    h, ``anchor``, ``alibi's precision``, ``forward passes``, then ``checked, g`` for every g)."""
+    x = check_input(x)
+    unknown = [pair for pair in skip if pair[1] not in hidings]
+    if unknown:
+        raise ValueError(f"skip names hidings that are not in hidings {list(hidings)}: {unknown}")
+    found, rows = {}, []
+    for k in range(len(x)):
+        for name, background in hidings.items():
+            if (k, name) in skip:
+                continue
+            e = explain(classifier_or_model, x[k:k + 1], method="anchors", background_images=background, **options)
+            found[(k, name)] = e
+            segments, anchor = e.extras["segments"][0], e.extras["anchor"][0]
+            rows.append({"image": k, "found with": name, "anchor": list(anchor),
+                         "alibi's precision": float(e.extras["precision"][0]), "forward passes": e.forward_passes,
+                         **{f"checked, {g}": anchor_precision(classifier_or_model, x[k:k + 1], segments, anchor,
+                                                              samples=samples, seed=check_seed, background_images=b)
+                            for g, b in hidings.items()}})
+    return found, rows
