@@ -20,7 +20,7 @@ BAD = [
     ("rise", "n_masks", [0]), ("rise", "cells", [0]), ("rise", "p", [0, 1.5, -0.2]), ("rise", "batch_size", [0]),
     ("lime", "num_samples", [0, -10]), ("lime", "batch_size", [0]),
     ("anchors", "threshold", [0, 1.2]), ("anchors", "p_sample", [0, 1]), ("anchors", "batch_size", [0]),
-    ("anchors", "max_anchor_size", [0, -1, 1.5]),
+    ("anchors", "max_anchor_size", [0, -1, 1.5]), ("anchors", "model_batch_size", [0, 2.5]),
     ("anchors", "background_images", [torch.rand(1, 3, 4, 4), torch.rand(1, 1, 8, 8), torch.rand(3, 8, 8),
                                       torch.full((1, 3, 8, 8), float("nan")), "noise"]),
 ]

@@ -176,6 +176,27 @@ def test_anchors_same_seed_same_result(noise):
     assert len({tuple(sorted(e.extras["anchor"][0])) for e in runs}) > 1
 
 
+def test_anchors_model_batches_do_not_change_the_search(noise):
+    """The search's samples reach the model in passes of at most model_batch_size images; the
+    anchor, its precision and coverage and the number of passes are those of one pass per round."""
+    pytest.importorskip("alibi")
+    x, segments = noise
+    ids = [int(segments[4, 4]), int(segments[12, 12]), int(segments[20, 20])]
+    model = TextureVotes([segments == k for k in ids], x, need=2)
+    sizes = []
+    hook = model.register_forward_pre_hook(lambda module, inputs: sizes.append(len(inputs[0])))
+    kw = dict(method="anchors", segmentation_kwargs=SLIC, batch_size=50, seed=3, progress=False)
+    try:
+        whole = xai_lab.explain(model, x, model_batch_size=50, **kw)
+        largest_whole, sizes[:] = max(sizes), []
+        pieces = xai_lab.explain(model, x, model_batch_size=7, **kw)
+    finally:
+        hook.remove()
+    assert largest_whole == 50 and max(sizes) == 7
+    assert all(whole.extras[k] == pieces.extras[k] for k in ("anchor", "precision", "coverage", "seeds"))
+    assert whole.forward_passes == pieces.forward_passes and torch.equal(whole.saliency, pieces.saliency)
+
+
 def test_anchors_search_bound(noise):
     """Class 0 needs 2 of 3 textured superpixels: bounded to anchors of one superpixel, the search
     stops there and returns its best single superpixel, below the precision threshold."""
