@@ -133,6 +133,24 @@ def test_a_linear_model_gets_its_own_contributions():
     assert float(result.payoffs[0]) == pytest.approx(float(model(base)[0, 1].detach()), abs=1e-5)
 
 
+def test_the_default_batches_are_small_and_do_not_change_the_values():
+    """16 coalitions a pass by default (cheap on a CPU); the values of any batch size agree."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    x = torch.randn(1, 3, 8, 8)
+    seg = torch.arange(64).view(8, 8) % 6  # six players: 64 coalitions
+    sizes = []
+    hook = model.register_forward_pre_hook(lambda module, inputs: sizes.append(len(inputs[0])))
+    try:
+        default = exact_superpixel_shapley(model, x, seg, target=2)
+    finally:
+        hook.remove()
+    assert max(sizes) == 16 and sum(sizes) == 64  # every coalition once, 16 a pass
+    for batch_size in (5, 64):
+        other = exact_superpixel_shapley(model, x, seg, target=2, batch_size=batch_size)
+        assert torch.allclose(other.values, default.values, atol=1e-6)
+
+
 def test_probabilities_on_a_conv_net_are_efficient(tiny):
     model = tiny.train()
     x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
