@@ -214,3 +214,14 @@ def test_own_scale_grid_clips_each_map_at_its_percentile_and_adds_its_color_bar(
     assert artist.get_clim() == pytest.approx((0.0, float(np.percentile(np.arange(100.0), 90))))
     assert artist.colorbar is not None and len(fig.axes) == 3  # image, map, the map's color bar
     plt.close(fig)
+
+
+def test_anchor_figure_draws_pictures_then_anchors_in_red():
+    segments = np.array([[0, 0, 1], [2, 2, 1]])
+    fig = plot.anchor_figure(np.zeros((2, 3, 3)), segments, {"found": [1], "none": []},
+                             pictures={"copy": np.ones((2, 3, 3))})
+    assert [ax.get_title() for ax in fig.axes] == ["copy", "found", "none"]
+    assert np.asarray(fig.axes[0].get_images()[0].get_array()).min() == 1.0
+    found, none = (np.asarray(ax.get_images()[-1].get_array()) for ax in fig.axes[1:])
+    assert found.tolist() == [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]] and not none.any()
+    assert fig.axes[1].get_images()[-1].get_clim() == (-1.0, 1.0)  # 1 is full red on the signed scale

@@ -286,6 +286,28 @@ def superpixel_boundaries(ax, image: np.ndarray, segments, title: str | None = N
     return artist
 
 
+def anchor_figure(image: np.ndarray, segments, anchors: dict[str, Sequence[int]],
+                  pictures: dict[str, np.ndarray] | None = None, size: float = 2.3):
+    """One image's anchors side by side: first the ``pictures`` (title -> HxWx3 in [0, 1], e.g.
+    perturbed copies of the image), then for each entry of ``anchors`` (title -> superpixel ids)
+    ``image`` with the anchor's superpixels in red (:func:`superpixel_values`, 1 on the anchor,
+    0 elsewhere; superpixel boundaries in black; an empty anchor leaves the image uncolored).
+    Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    pictures = pictures or {}
+    n = len(pictures) + len(anchors)
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size * 1.15), squeeze=False, constrained_layout=True)
+    axes = axes[0]
+    for ax, (title, picture) in zip(axes, pictures.items()):
+        ax.imshow(picture)
+        ax.set_title(title, fontsize=9)
+        ax.set_axis_off()
+    for ax, (title, anchor) in zip(axes[len(pictures):], anchors.items()):
+        superpixel_values(ax, image, segments, {k: 1.0 for k in anchor}, limit=1.0, colorbar=False, title=title)
+    return fig
+
+
 def removal_gallery(classifier, image: torch.Tensor, maps: dict[str, object], target: int,
                     fractions: Sequence[float] = (0.1, 0.3), baselines: Sequence = ("black", "mean"),
                     order: str = "lerf", size: float = 2.25):
