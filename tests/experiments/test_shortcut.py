@@ -210,13 +210,18 @@ def test_train_marked_caches_by_transform_and_settings(fake_training, tmp_path):
     assert len(fake_training) == 8 and len(list(tmp_path.glob("shortcut_*.pt"))) == 6
 
 
-def test_evaluate_conditions_on_a_mark_detector(records, detector):
-    # 224 x 224 copies of the toy images: msld.predict resizes other sizes before the transform
-    big = []
+@pytest.fixture(scope="module")
+def big(records):
+    """224 x 224 copies of the toy images: msld.predict resizes other sizes before the transform."""
+    out = []
     for r in records:
         path = r.path.with_name(r.path.stem + "_224.png")
         r.load().resize((224, 224)).save(path)
-        big.append(ImageRecord(path=path, label=r.label, patient_id=r.patient_id, image_id=r.image_id))
+        out.append(ImageRecord(path=path, label=r.label, patient_id=r.patient_id, image_id=r.image_id))
+    return out
+
+
+def test_evaluate_conditions_on_a_mark_detector(big, detector):
     mark = Mark(size=24, seed=1)
     res = shortcut.evaluate_conditions(detector, big, mark, n_boot=50)
     assert list(res) == ["clean", "marked Monkeypox", "marked Others"]
@@ -224,6 +229,44 @@ def test_evaluate_conditions_on_a_mark_detector(records, detector):
     assert [res[c].accuracy.value for c in res] == [0.5, 1.0, 0.0]
     assert res["marked Others"].confusion == [[0, 3], [3, 0]]
     assert shortcut.mark_effect(res) == 1.0
+
+
+def twin(fc_weight, fc_bias, conv_bias=-1.5):
+    """A MagentaDetector with its own head (and, with another conv_bias, its own backbone)."""
+    model = MagentaDetector()
+    with torch.no_grad():
+        model.fc.weight.copy_(torch.tensor(fc_weight).view(2, 1))
+        model.fc.bias.copy_(torch.tensor(fc_bias))
+        model.conv.bias.fill_(conv_bias)
+    return Classifier("magenta", model, list(msld.CATEGORIES), "act", (0.5,) * 3, (0.5,) * 3, head="fc")
+
+
+def test_models_that_share_a_backbone_are_evaluated_with_one_pass(big):
+    """Twins that differ in their head: one backbone pass per image and test set, and for each
+    twin the same results as its own evaluate_conditions; another backbone is evaluated alone."""
+    mark = Mark(size=24, seed=1)
+    twins = {"detector": twin([4.0, 0.0], [0.0, 0.01]), "inverted": twin([0.0, 4.0], [0.01, 0.0]),
+             "biased": twin([4.0, 0.0], [0.0, -0.01])}
+    assert shortcut.shared_backbone(list(twins.values()))
+    passes = []
+    hook = twins["detector"].model.conv.register_forward_hook(lambda module, args, output: passes.append(len(output)))
+    try:
+        together = shortcut.evaluate_models(twins, big, mark, n_boot=50)
+    finally:
+        hook.remove()
+    assert sum(passes) == 3 * len(big)                              # three test sets, each image once
+    for label, c in twins.items():
+        assert together[label] == shortcut.evaluate_conditions(c, big, mark, n_boot=50), label
+    assert [together["inverted"][c].accuracy.value for c in together["inverted"]] == [0.5, 0.0, 1.0]
+    assert together["biased"]["clean"].accuracy.value == 0.5 and together["biased"]["clean"].confusion[1][0] == 3
+
+    other = {**twins, "other backbone": twin([4.0, 0.0], [0.0, 0.01], conv_bias=-0.5)}
+    assert not shortcut.shared_backbone(list(other.values()))
+    alone = shortcut.evaluate_models(other, big, mark, n_boot=50)
+    assert alone["other backbone"] == shortcut.evaluate_conditions(other["other backbone"], big, mark, n_boot=50)
+    assert alone["detector"] == together["detector"]
+    with pytest.raises(ValueError, match="no classifiers"):
+        shortcut.evaluate_models({}, big, mark)
 
 
 def test_patient_interval_averages_patients_then_bootstraps_them():

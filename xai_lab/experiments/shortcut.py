@@ -248,6 +248,66 @@ def evaluate_conditions(classifier: Classifier, records, mark: Mark = Mark(), n_
             for name, t in conditions(mark).items()}
 
 
+def shared_backbone(classifiers: Sequence[Classifier]) -> bool:
+    """True when the classifiers differ in their ``head`` alone: the same class names, input
+    scaling and network type, each with a named head, and equal weights and buffers everywhere
+    outside the head (the MSLD twins: one frozen ImageNet backbone, a logistic head each). Their
+    predictions then follow from one pass through the first network up to its head's input."""
+    first = classifiers[0]
+    if any(c.head is None for c in classifiers):
+        return False
+
+    def body(c: Classifier) -> dict:
+        return {k: v for k, v in c.model.state_dict().items() if not k.startswith(f"{c.head}.")}
+
+    reference = body(first)
+    for c in classifiers[1:]:
+        if (type(c.model) is not type(first.model) or c.categories != first.categories or c.head != first.head
+                or tuple(c.mean) != tuple(first.mean) or tuple(c.std) != tuple(first.std)):
+            return False
+        other = body(c)
+        if other.keys() != reference.keys() or not all(torch.equal(other[k], reference[k]) for k in reference):
+            return False
+    return True
+
+
+def evaluate_models(classifiers: Mapping[str, Classifier], records, mark: Mark = Mark(), n_boot: int = 2000,
+                    seed: int = 0) -> dict[str, dict[str, dict]]:
+    """:func:`evaluate_conditions` of several classifiers, ``{label: {condition: result}}``.
+
+    When they share everything but their head (:func:`shared_backbone`), each test set goes
+    through the first network once: the input of its head is recorded (a forward pre-hook) and
+    every classifier's head is applied to it, P(Monkeypox) = softmax(head(features)), then
+    :func:`xai_lab.models.msld.evaluate_probabilities`. This is the computation each classifier
+    would make on its own, with one backbone pass instead of one per classifier (the
+    preprocessing of the records is the first classifier's). Otherwise each classifier is
+    evaluated on its own."""
+    classifiers = dict(classifiers)
+    if not classifiers:
+        raise ValueError("no classifiers to evaluate")
+    group = list(classifiers.values())
+    if len(group) == 1 or not shared_backbone(group):
+        return {label: evaluate_conditions(c, records, mark, n_boot, seed) for label, c in classifiers.items()}
+    first = group[0]
+    head = first.model.get_submodule(first.head)
+    positive = first.categories.index(msld.POSITIVE)
+    out: dict = {label: {} for label in classifiers}
+    for name, transform in conditions(mark).items():
+        features = []
+        hook = head.register_forward_pre_hook(lambda module, args, kept=features: kept.append(args[0].detach()))
+        try:
+            msld.predict(first, records, progress=False, transform=transform)
+        finally:
+            hook.remove()
+        pooled = torch.cat(features)
+        for label, c in classifiers.items():
+            with torch.no_grad():
+                logits = c.model.get_submodule(c.head)(pooled.to(c.device))
+            probability = torch.softmax(logits, dim=1)[:, positive].cpu()
+            out[label][name] = msld.evaluate_probabilities(probability, records, n_boot, seed)
+    return out
+
+
 def accuracy_table(results: Mapping[str, dict], metric: str = "accuracy"):
     """A pandas table of ``metric`` ("accuracy", "balanced_accuracy" or "roc_auc") of several
     :func:`evaluate_conditions` results ``{model label: {condition: result}}``: one row per model,
@@ -524,7 +584,8 @@ def mark_effect(conditions_result: Mapping[str, object], metric: str = "accuracy
 
 
 __all__ = ["CHAPTER_FAST_METHODS", "CHAPTER_METHODS", "CONTROLS", "CPU_BATCH", "Change", "Mark", "RECIPE", "SCORES",
-           "accuracy_table", "conditions", "evaluate_conditions", "fill_box", "image_id", "inputs",
+           "accuracy_table", "conditions", "evaluate_conditions", "evaluate_models", "fill_box", "image_id", "inputs",
            "localization_scores", "mark_box", "mark_effect", "mark_mask", "marked", "masked",
            "no_better_than_controls", "one_per_patient", "outline_mark", "patient_interval", "plant", "plot_accuracy",
-           "plot_interval_bars", "plot_scores", "ranking", "score_changes", "score_table", "train_marked"]
+           "plot_interval_bars", "plot_scores", "ranking", "score_changes", "score_table", "shared_backbone",
+           "train_marked"]

@@ -70,6 +70,20 @@ def test_perfect_predictions_and_ties():
         msld.scores(positive[:3], torch.ones(3), list("abc"))
 
 
+def test_evaluate_probabilities_by_hand():
+    """Images as the unit, then each patient's mean probability: patient P has one image called
+    right (0.9) and one wrong (0.2), mean 0.55, so the patient is called right."""
+    from types import SimpleNamespace as Record
+
+    records = [Record(label="Monkeypox", patient_id="P"), Record(label="Monkeypox", patient_id="P"),
+               Record(label="Others", patient_id="Q"), Record(label="Others", patient_id="R")]
+    result = msld.evaluate_probabilities(torch.tensor([0.9, 0.2, 0.1, 0.3]), records, n_boot=20)
+    assert result.accuracy.value == 0.75 and result.confusion == [[1, 1], [0, 2]] and result.n_patients == 3
+    assert result.patient_level.accuracy.value == 1.0 and result.patient_level.n_images == 3
+    with pytest.raises(ValueError, match="one value per record"):
+        msld.evaluate_probabilities(torch.tensor([0.9, 0.2]), records)
+
+
 def test_weighted_metrics_are_those_of_the_resampled_set():
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 

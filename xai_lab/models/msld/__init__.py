@@ -19,7 +19,7 @@ off every border, where lesions often are.
 """
 from .augmentation import augment, augmented_views, random_crop_box
 from .data import PixelTransform, center_view, folder_records, label_indices, load_pixels, split_records
-from .evaluation import METRICS, Evaluation, describe, evaluate, predict, scores, weighted_metrics
+from .evaluation import METRICS, Evaluation, describe, evaluate, evaluate_probabilities, predict, scores, weighted_metrics
 from .settings import CATEGORIES, DEFAULT_SETTINGS, IMAGE_SIZE, NAME, POSITIVE, ROC_AUC_GOAL, THRESHOLD, TrainSettings
 from .training import (
                        RECIPE,
@@ -42,6 +42,6 @@ __all__ = ["CATEGORIES", "DEFAULT_SETTINGS", "Evaluation", "IMAGE_SIZE", "METRIC
            "RECIPE", "ROC_AUC_GOAL", "THRESHOLD",
            "TrainSettings", "as_classifier", "augment", "augmented_views", "cache_key", "cache_path", "center_view", "describe",
            "describe_training",
-           "deterministic", "efficientnet_lite0", "evaluate", "fit_head", "fit_or_load", "folder_records",
+           "deterministic", "efficientnet_lite0", "evaluate", "evaluate_probabilities", "fit_head", "fit_or_load", "folder_records",
            "imagenet_backbone", "label_indices", "load", "load_pixels", "pooled_features", "predict",
            "random_crop_box", "scores", "split_records", "train", "weighted_metrics"]

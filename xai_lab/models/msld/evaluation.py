@@ -135,8 +135,17 @@ def evaluate(classifier: Classifier, records, n_boot: int = 2000, seed: int = 0,
              transform: PixelTransform | None = None) -> Evaluation:
     """:func:`scores` of the classifier on ``records`` (edited by ``transform`` when given), images
     as the unit and patients as the bootstrap clusters; ``patient_level`` repeats them with each
-    patient's mean P(Monkeypox)."""
-    probability = predict(classifier, records, progress=progress, transform=transform)
+    patient's mean P(Monkeypox): :func:`evaluate_probabilities` of :func:`predict`."""
+    return evaluate_probabilities(predict(classifier, records, progress=progress, transform=transform), records,
+                                  n_boot, seed)
+
+
+def evaluate_probabilities(probability: torch.Tensor, records, n_boot: int = 2000, seed: int = 0) -> Evaluation:
+    """The figures of :func:`evaluate` from P(Monkeypox) [N] of the ``records`` already computed
+    (by :func:`predict`, or by a head applied to features that several models share)."""
+    probability = torch.as_tensor(probability)
+    if probability.shape != (len(records),):
+        raise ValueError(f"probability must hold one value per record, [{len(records)}], got {list(probability.shape)}")
     positive = torch.tensor([r.label == POSITIVE for r in records])
     patients = [r.patient_id for r in records]
     result = scores(positive, probability, patients, n_boot, seed)
