@@ -85,7 +85,10 @@ def test_ablationcam_by_hand(tiny, tiny_input):
         e = xai_lab.explain(tiny, tiny_input, method="ablationcam", layer="act2", target=target, batch_size=2,
                             tail_only=tail_only)
         assert torch.allclose(e.extras["ablated_scores"], y_k, atol=1e-6)
-        assert torch.allclose(e.layer_map, expected, atol=1e-6)
+        # sum_k w_k A_k cancels where the terms have opposite signs: float32 rounding is relative to
+        # sum_k |w_k A_k|, not to the (small) result, and depends on the CPU's kernels
+        magnitude = (weights.abs()[:, :, None, None] * A).sum(1)
+        assert ((e.layer_map - expected).abs() <= 1e-5 * magnitude + 1e-6).all()
         assert e.forward_passes == 1 + 3
     assert "forward" not in vars(tiny.act2)  # the layer computes again afterwards
     assert torch.allclose(_activations(tiny, tiny_input, "act2")[0], A)
