@@ -67,8 +67,8 @@ ROLES = ("predicted", "runner_up")
 CHEAPER = {
     "rise": ({"n_masks": 500}, "500 random 7 x 7 masks (the comparison uses 2000)"),
     "lime": ({"num_samples": 300}, "300 perturbed samples of the quickshift superpixels (the comparison uses 1000)"),
-    "occlusion": ({"window": 32, "stride": 16}, "32-pixel window, stride 16: 169 forward passes (the comparison: "
-                                                "16 and 8, 729 passes)"),
+    "occlusion": ({"window": 32, "stride": 16}, "32-pixel window, stride 16: 169 occluded copies and the clean "
+                                                "image, 170 forward passes (the comparison: 16 and 8, 730)"),
     "anchors": ({"threshold": 0.95, "batch_size": 100, "max_anchor_size": 3},
                 "precision threshold 0.95, anchors of at most 3 of alibi's 10 SLIC superpixels (the comparison: 5)"),
 }
