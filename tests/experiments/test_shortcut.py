@@ -401,9 +401,54 @@ def test_tables_and_figures_show_the_computed_values(scores):
     assert table.loc["m", "marked"] == "0.75 [0.65, 0.80]"
     ax = shortcut.plot_accuracy({"m": result})
     assert [p.get_height() for p in ax.patches] == [0.5, 0.75]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["clean", "marked"] and ax.get_xlabel() == "test set"
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="score must be one of"):
         shortcut.plot_scores({"a": scores}, "iou")
+
+
+def test_the_kept_maps_figure(scores, records, detector):
+    """One row per kept image, the image then each map on its own scale with a color bar; a map
+    with negative values centered on zero; the mark's box on every panel."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    signed = scores["maps"]["saliency"] - scores["maps"]["saliency"].mean()      # a map with both signs
+    fig = shortcut.plot_maps({**scores, "maps": {**scores["maps"], "signed": signed}}, records, detector, MARK,
+                             methods=["saliency", "signed"])
+    panels = fig.axes[:6]
+    assert len(fig.axes) == 6 + 4                                                   # 2 x (image + 2 maps), 4 bars
+    assert [ax.get_title() for ax in panels[:3]] == [scores["image_ids"][0], "saliency", "signed"]
+    for k, ax in enumerate(panels):
+        (patch,) = ax.patches
+        top, left, h, w = shortcut.mark_box(records[k // 3], MARK, SIZE, SIZE)
+        assert (patch.get_x(), patch.get_y(), patch.get_width(), patch.get_height()) == (left - 0.5, top - 0.5, w, h)
+    unsigned, centered = panels[4].images[-1], panels[5].images[-1]
+    assert unsigned.get_clim()[0] == 0 and unsigned.get_cmap().name == "viridis"
+    low, high = centered.get_clim()
+    assert low == -high and high > 0 and centered.get_cmap().name == "RdBu_r"
+    plt.close(fig)
+    with pytest.raises(ValueError, match="kept no maps"):
+        shortcut.plot_maps({**scores, "inputs": None}, records, detector, MARK)
+
+
+def test_the_images_figure(records):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    transforms = [None, shortcut.marked(MARK, msld.CATEGORIES), shortcut.masked(MARK)]
+    fig = shortcut.plot_images(records[:3], transforms, titles=["clean", "marked", "masked"])
+    assert [ax.get_title() for ax in fig.axes] == ["clean", "marked", "masked"]
+    for ax, r, t in zip(fig.axes, records, transforms):
+        shown = ax.images[0].get_array()
+        assert np.allclose(shown, msld.load_pixels(r, t).permute(1, 2, 0).numpy())
+    plt.close(fig)
+    with pytest.raises(ValueError, match="2 transforms for 3 records"):
+        shortcut.plot_images(records[:3], transforms[:2])
 
 
 def test_one_per_patient_and_the_box_outline(records):

@@ -360,8 +360,12 @@ def plot_accuracy(results: Mapping[str, dict], metric: str = "accuracy", ax=None
     intervals = {label: {c: r.metric(metric) for c, r in by_condition.items()}
                  for label, by_condition in results.items()}
     conditions = list(next(iter(results.values())))
-    ax = plot_interval_bars(intervals, ax, metric.replace("_", " "), reference=0.5,
-                            tick_labels=[f"test: {c}" for c in conditions])
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(conditions) * len(results)), 3.2))
+    ax = plot_interval_bars(intervals, ax, metric.replace("_", " "), reference=0.5, tick_labels=conditions)
+    ax.set_xlabel("test set")
     ax.legend(fontsize=8, loc="lower left")
     return ax
 
@@ -532,12 +536,53 @@ def one_per_patient(records, label: str = msld.POSITIVE, limit: int | None = Non
     return list(first.values())[:limit]
 
 
-def outline_mark(ax, item, mark: Mark = Mark(), color: str = "white", linewidth: float = 1.0):
-    """Draw the outline of the mark's box (:func:`mark_box`) on an axes showing the image."""
+def outline_mark(ax, item, mark: Mark = Mark(), color: str = "white", linewidth: float = 1.0,
+                 height: int = msld.IMAGE_SIZE, width: int = msld.IMAGE_SIZE):
+    """Draw the outline of the mark's box (:func:`mark_box` in a ``height`` x ``width`` image) on
+    an axes showing the image or a map of it."""
     import matplotlib.pyplot as plt
 
-    top, left, h, w = mark_box(item, mark)
+    top, left, h, w = mark_box(item, mark, height, width)
     ax.add_patch(plt.Rectangle((left - 0.5, top - 0.5), w, h, fill=False, edgecolor=color, linewidth=linewidth))
+
+
+def plot_images(records, transform: PixelTransform | Sequence[PixelTransform | None] | None = None,
+                titles: Sequence[str] | None = None, size: float = 2.3):
+    """The records' images as ``transform`` leaves them (:func:`xai_lab.models.msld.load_pixels`),
+    in one row (:func:`xai_lab.plot.image_grid`): ``transform`` is one for every record or a
+    list with one per record (None: the image as it is); ``titles``: one per image. Returns the
+    figure."""
+    from ..plot import image_grid
+
+    records = list(records)
+    transforms = list(transform) if isinstance(transform, (list, tuple)) else [transform] * len(records)
+    if len(transforms) != len(records):
+        raise ValueError(f"{len(transforms)} transforms for {len(records)} records")
+    pictures = [msld.load_pixels(r, t).permute(1, 2, 0).numpy() for r, t in zip(records, transforms)]
+    return image_grid(pictures, titles, size=size)
+
+
+def plot_maps(result: dict, records, classifier: Classifier, mark: Mark = Mark(),
+              methods: Sequence[str] | None = None, size: float = 1.5):
+    """The maps a :func:`localization_scores` result kept (``keep_maps``), one row per kept image
+    (``records``: the records scored, in order) and one column per method of ``methods``
+    (default: all), each map on its own color scale with its color bar
+    (:func:`xai_lab.plot.own_scale_grid`: a map with negative values centered on zero with a
+    diverging color map, others from zero), the image first; the mark's box outlined on every
+    panel (white on the image, black on the maps). Returns the figure."""
+    from ..plot import own_scale_grid, to_image
+
+    if result.get("inputs") is None:
+        raise ValueError("the result kept no maps: call localization_scores with keep_maps >= 1")
+    methods = list(result["maps"]) if methods is None else list(methods)
+    x = result["inputs"]
+    n, columns = len(x), len(methods) + 1
+    fig = own_scale_grid([to_image(xi, classifier) for xi in x], {m: result["maps"][m][:n] for m in methods},
+                         row_titles=result["image_ids"][:n], size=size, colorbar=True)
+    for k, ax in enumerate(fig.axes[:n * columns]):  # the panels row by row; the color bars come after them
+        outline_mark(ax, records[k // columns], mark, "white" if k % columns == 0 else "black", 1.0, *x.shape[-2:])
+        ax.title.set_fontsize(7)
+    return fig
 
 
 def no_better_than_controls(result: dict, score: str = "relevance_mass", controls: Sequence[str] = CONTROLS) -> list[str]:
@@ -587,5 +632,5 @@ __all__ = ["CHAPTER_FAST_METHODS", "CHAPTER_METHODS", "CONTROLS", "CPU_BATCH", "
            "accuracy_table", "conditions", "evaluate_conditions", "evaluate_models", "fill_box", "image_id", "inputs",
            "localization_scores", "mark_box", "mark_effect", "mark_mask", "marked", "masked",
            "no_better_than_controls", "one_per_patient", "outline_mark", "patient_interval", "plant", "plot_accuracy",
-           "plot_interval_bars", "plot_scores", "ranking", "score_changes", "score_table", "shared_backbone",
-           "train_marked"]
+           "plot_images", "plot_interval_bars", "plot_maps", "plot_scores", "ranking", "score_changes", "score_table",
+           "shared_backbone", "train_marked"]
