@@ -1,6 +1,7 @@
-"""Wall-clock timing shared by the benchmark scripts: the median of a few repeats after warm-up.
+"""Wall-clock timing for the benchmark scripts (benchmarks/speed.py): the median of a few
+repeats after warm-up, the candidates interleaved.
 
-    from _timing import environment, time_interleaved
+    from _timing import time_interleaved
     timings = time_interleaved({"ours": run_ours, "peer": run_peer}, repeats=3, warmup=1)
     timings["ours"].median / timings["peer"].median
 
@@ -9,15 +10,14 @@ run untimed around every call (set up and remove a library's hooks, so that they
 the other candidates timed in alternation with it).
 
 Nothing here changes torch's thread count: call ``torch.set_num_threads`` (or
-:func:`set_threads`) first and the timings run under it; :func:`environment` records it.
+:func:`set_threads`) first and the timings run under it (``_common.environment`` records the
+commit, packages and machine).
 ``time_interleaved`` alternates the candidates round by round (rotating who goes first), so a
 burst of load on a shared machine slows all of them rather than one.
 """
 from __future__ import annotations
 
 import gc
-import os
-import platform
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 from _common import set_threads
 
-__all__ = ["Candidate", "Timing", "environment", "set_threads", "time_call", "time_interleaved"]
+__all__ = ["Candidate", "Timing", "set_threads", "time_call", "time_interleaved"]
 
 
 @dataclass
@@ -100,16 +100,3 @@ def time_interleaved(fns: dict[str, Callable[[], object] | Candidate], repeats: 
             timings[name].times.append(_call(fns[name], device))
     return timings
 
-
-def environment() -> dict:
-    """What the timings ran on: versions, torch threads, CPU count and load."""
-    info = {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-    }
-    if hasattr(os, "getloadavg"):
-        info["load_average_1_5_15"] = [round(v, 2) for v in os.getloadavg()]
-    return info

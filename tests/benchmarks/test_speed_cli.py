@@ -1,0 +1,133 @@
+"""benchmarks/speed.py: every registered method has a floor and a peers entry, a --quick run on
+three cheap methods at batch 1 and 2 writes every field (JSON and CSV) with its provenance, the
+memory measurement sees an allocation of known size, the floors leave the model as they found
+it, and bad arguments get clear errors. No time is asserted."""
+import csv
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import xai_lab
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+QUICK = ["--quick", "--methods", "gradcam,saliency,random", "--batch-sizes", "1,2", "--repeats", "1",
+         "--warmup", "0", "--threads", "1"]
+ROW_FIELDS = {"method", "batch", "ours_seconds", "floor_seconds", "ours_over_floor", "peers", "fastest_peer",
+              "ours_over_fastest_peer", "peak_memory_mb", "best_memory_peer", "ours_memory_over_best_peer",
+              "settings", "floor", "why_not"}
+
+
+@pytest.fixture(scope="module")
+def speed():
+    sys.path.insert(0, str(BENCHMARKS))
+    import speed
+
+    return speed
+
+
+@pytest.fixture(scope="module")
+def quick_run(speed, tmp_path_factory):
+    out = tmp_path_factory.mktemp("speed")
+    return out, speed.main(QUICK + ["--out", str(out)])
+
+
+def test_every_registered_method_has_a_floor_and_a_peers_entry(speed):
+    registered = set(xai_lab.methods())
+    assert set(speed.FLOORS) == registered, "add the new method's floor to FLOORS in benchmarks/speed.py"
+    assert set(speed.PEERS) == registered, "add the new method's peers (or {}) to PEERS in benchmarks/speed.py"
+    assert set(speed.WHY_NOT) <= registered
+    assert all(floor.text for floor in speed.FLOORS.values())
+
+
+def test_quick_run_writes_every_field_with_provenance(quick_run):
+    out, report = quick_run
+    rows = {(r["method"], r["batch"]): r for r in report["rows"]}
+    assert set(rows) == {(m, n) for m in ("gradcam", "saliency", "random") for n in (1, 2)}, report["errors"]
+    for row in rows.values():
+        assert ROW_FIELDS <= set(row)
+        assert row["ours_seconds"] > 0 and row["floor_seconds"] > 0
+        assert set(row["peak_memory_mb"]) >= {"ours", "floor", *row["peers"]}
+    assert set(rows["gradcam", 2]["peers"]) == {"captum.LayerGradCam", "pytorch_grad_cam.GradCAM", "torchcam.GradCAM"}
+    for entry in rows["gradcam", 2]["peers"].values():
+        assert {"seconds", "ours_over_peer", "peak_memory_mb"} <= set(entry)
+    assert rows["random", 1]["peers"] == {} and rows["random", 1]["why_not"]
+    assert rows["gradcam", 1]["why_not"] is None
+    assert report["commit"] and report["packages"]["captum"] and report["machine"]["cpu_count"]
+    assert len(report["load_average_1_5_15"]["start"]) == 3 and len(report["load_average_1_5_15"]["end"]) == 3
+    assert report["command"].startswith("python benchmarks/speed.py --quick")
+    with open(out / "speed.csv") as fh:
+        lines = list(csv.DictReader(fh))
+    assert {(r["method"], r["candidate"]) for r in lines} >= {("gradcam", "floor"), ("gradcam", "torchcam.GradCAM")}
+    assert len(lines) == sum(2 + len(r["peers"]) for r in report["rows"])
+    assert (out / "speed.json").exists()
+
+
+def test_peak_memory_sees_a_known_allocation(speed):
+    def allocate():
+        a = torch.ones(50_000_000)  # 200 MB
+        return float(a[-1])
+
+    measured = speed.peak_memory(allocate)
+    assert measured["bytes"] >= 180e6, measured
+    assert speed.peak_memory(lambda: None)["bytes"] < 20e6
+
+
+def test_peak_memory_by_sampling_where_the_reset_is_refused(speed, monkeypatch):
+    monkeypatch.setattr(speed, "_reset_high_water_mark", lambda: False)
+
+    def allocate():
+        a = torch.ones(50_000_000)
+        time.sleep(0.05)
+        return float(a[-1])
+
+    measured = speed.peak_memory(allocate)
+    assert measured["bytes"] >= 180e6 and measured["method"].startswith("VmRSS sampled")
+
+
+def test_floors_leave_the_model_as_they_found_it(speed, lite0):
+    x = speed.make_input(lite0, 2, 64, "cpu")
+    flags = [p.requires_grad for p in lite0.model.parameters()]
+    hooks = sum(len(m._forward_hooks) for m in lite0.model.modules())
+    b = speed.Bench(lite0, x, [0, 1], {})
+    for name in ("gradcam", "fullgrad", "guided_gradcam", "saliency", "cam"):
+        candidate = speed.FLOORS[name].make(b)
+        candidate.before and candidate.before()
+        candidate.run()
+        candidate.after and candidate.after()
+        assert all(p.grad is None for p in lite0.model.parameters()), name
+    assert [p.requires_grad for p in lite0.model.parameters()] == flags
+    assert sum(len(m._forward_hooks) for m in lite0.model.modules()) == hooks
+
+
+def test_floors_keep_the_input_layout(speed, lite0):
+    x = speed.make_input(lite0, 2, 64, "cpu", channels_last=True)
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    b = speed.Bench(lite0, x, [0, 1], {})
+    assert speed._copies(b, 3).is_contiguous(memory_format=torch.channels_last)
+    assert speed._copies(b, 3).shape == (6, 3, 64, 64)
+    plain = speed.Bench(lite0, speed.make_input(lite0, 2, 64, "cpu"), [0, 1], {})
+    assert speed._copies(plain, 3).is_contiguous()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--methods", "gradcan"], "unknown gradcan"),
+    (["--batch-sizes", "1,0"], "must be at least 1"),
+    (["--batch-sizes", "one"], "expected a whole number"),
+    (["--methods", ","], "at least one value"),
+    (["--warmup", "-1"], "must be at least 0"),
+    (["--repeats", "0"], "must be at least 1"),
+])
+def test_argument_errors_are_clear(speed, argv, message, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        speed.main(argv + ["--out", str(tmp_path)])
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
+def test_cuda_without_cuda_is_refused(speed, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        speed.main(["--device", "cuda", "--out", str(tmp_path)])
+    assert "CUDA is not available" in capsys.readouterr().err
