@@ -161,7 +161,9 @@ def recompute(classifier, x: torch.Tensor, record: dict, protocol: Protocol = DE
     against it: the same target and forward passes, and every score within ``rtol``/``atol``
     (``numpy.isclose``). Returns the largest absolute score difference; a ValueError names the
     first disagreement. A result stored with a benchmark can so be re-checked on the records
-    a reader picks."""
+    a reader picks. Pick maps without near ties: a pixel-gradient map recomputed on a CPU with
+    other vector instructions agrees to float32 rounding, but the rounding reorders its nearly
+    tied pixels, and its removal scores move by more than these tolerances."""
     now = evaluate(classifier, x, record.get("base_method", record["method"]),
                    protocol, seed=seed, options=record.get("options"), layer=record.get("layer"))
     for key in ("target", "forward_passes"):
