@@ -131,3 +131,16 @@ def test_cuda_without_cuda_is_refused(speed, capsys, tmp_path):
     with pytest.raises(SystemExit):
         speed.main(["--device", "cuda", "--out", str(tmp_path)])
     assert "CUDA is not available" in capsys.readouterr().err
+
+
+def test_candidates_are_interleaved_round_by_round(speed):
+    from _timing import Candidate, time_interleaved
+
+    calls = []
+    fns = {name: Candidate(lambda name=name: calls.append(name), after=lambda: calls.append("after"))
+           for name in "abc"}
+    timings = time_interleaved(fns, repeats=3, warmup=1)
+    runs = [c for c in calls if c != "after"]
+    assert runs == list("abc") + list("abc") + list("bca") + list("cab")
+    assert calls.count("after") == len(runs)
+    assert all(len(t.times) == 3 and t.median >= 0 for t in timings.values())
