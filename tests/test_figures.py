@@ -265,6 +265,10 @@ def problems(chapter: Chapter) -> list[str]:
                          str(cell.figure.get("name", "")).strip(), cited)
         if not COLLAPSED & cell.tags and not _uses_api(cell.tree, api):
             found.append(f"{where}: plotting code only (no xai_lab call beyond xai_lab.plot): tag it hide-input")
+    for cell in chapter.code:  # a figure that is not drawn by matplotlib (an HTML widget) follows the same naming
+        if cell not in chapter.figures and cell.figure:
+            found += _naming(chapter.path, cell.where(chapter.path), str(cell.figure.get("caption", "")).strip(),
+                             str(cell.figure.get("name", "")).strip(), cited)
     return found
 
 
@@ -290,7 +294,7 @@ def test_figure_names_are_unique_and_every_reference_names_a_figure():
     names: dict[str, list[str]] = {}
     for chapter in CHAPTERS:
         figures = read(chapter)
-        for name in [str(c.figure.get("name", "")).strip() for c in figures.figures] + [f["name"] for f in figures.directives]:
+        for name in [str(c.figure.get("name", "")).strip() for c in figures.code] + [f["name"] for f in figures.directives]:
             if name:
                 names.setdefault(name, []).append(chapter.name)
     repeated = {name: where for name, where in names.items() if len(where) > 1}
