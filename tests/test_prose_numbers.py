@@ -91,7 +91,8 @@ def test_the_detector_sees_prose_only():
             "```{code-cell} ipython3\n---\ntags: [hide-input]\nmystnb:\n  figure:\n    caption: Maps of 3 images"
             " clipped at `q=99`, {glue:text}`p`.\n    name: fig-x-5\n---\nplt.show()\n```\n")
     assert captions(text) == ["Maps of 3 images clipped at `q=99`, {glue:text}`p`."]
-    compact = "```{code-cell} ipython3\n:tags: [hide-input]\n:mystnb: {figure: {caption: 'Of 6 maps.', name: fig-x-6}}\nplt.show()\n```\n"
+    compact = ("```{code-cell} ipython3\n:tags: [hide-input]\n"
+               ":mystnb: {figure: {caption: 'Of 6 maps.', name: fig-x-6}}\nplt.show()\n```\n")
     assert captions(compact) == ["Of 6 maps."] and numbers(compact) == {"6"}
     assert numbers(text) == {"7", "0.83", "12", "40", "3"}
     assert declared(text) == {"40": "the images", "7": "a title"}
