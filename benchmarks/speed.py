@@ -99,7 +99,7 @@ FULL = {
     "rise": {"n_masks": 1000, "cells": 7, "p": 0.5, "batch_size": 100},
     "occlusion": {"window": 32, "stride": 16, "baseline": "zero", "output": "probability", "batch_size": 64},
     "lime": {"num_samples": 1000, "batch_size": 100},
-    "anchors": {"threshold": 0.95, "batch_size": 100, "model_batch_size": 100, "max_anchor_size": None},
+    "anchors": {"threshold": 0.95, "batch_size": 100, "model_batch_size": 100, "max_anchor_size": 5},
 }
 QUICK = {
     "integrated_gradients": {"steps": 2, "baseline": 0.0, "batch_size": 2},
@@ -865,6 +865,40 @@ def parse_list(parser, text: str, what: str, choices=None, kind=str) -> list:
     return list(dict.fromkeys(items))
 
 
+def read_earlier(parser, args) -> dict | None:
+    """The report already in ``--out`` for ``--append``, or None where there is none yet."""
+    path = args.out / "speed.json"
+    if not path.exists():
+        return None
+    earlier = json.loads(path.read_text())
+    now = {"device": args.device, "threads": torch.get_num_threads(), "repeats": args.repeats, "warmup": args.warmup,
+           "quick": args.quick, "memory_format": "channels_last" if args.channels_last else "contiguous (NCHW)"}
+    differ = [f"{k} {earlier.get(k)!r} there, {v!r} here" for k, v in now.items() if earlier.get(k) != v]
+    if differ:
+        parser.error(f"--append: {path} was measured otherwise: {'; '.join(differ)}")
+    return earlier
+
+
+def merge_reports(earlier: dict, new: dict) -> dict:
+    """``new``'s rows and errors added to ``earlier``'s (a row of the same method and batch replaced);
+    the environment is the newest run's, every run's command, commit and load kept in ``runs``."""
+    key = lambda r: (r["method"], r["batch"])  # noqa: E731
+    fresh = {key(r) for r in new["rows"]}
+    rows = [r for r in earlier["rows"] if key(r) not in fresh] + new["rows"]
+    order = {m: i for i, m in enumerate(xai_lab.methods())}
+    rows.sort(key=lambda r: (r["batch"], order.get(r["method"], len(order))))
+    errors = {k: v for k, v in earlier.get("errors", {}).items()
+              if tuple(k.rsplit("@", 1)) not in {(m, str(n)) for m, n in fresh}}
+    errors.update(new["errors"])
+    merged = {**new, "rows": rows, "errors": errors,
+              "batch_sizes": sorted(set(earlier["batch_sizes"]) | set(new["batch_sizes"])),
+              "runs": earlier.get("runs", [{k: earlier.get(k) for k in ("command", "commit", "load_average_1_5_15",
+                                                                        "total_seconds")}]) + new["runs"],
+              "total_seconds": round(earlier.get("total_seconds", 0) + new["total_seconds"], 1)}
+    merged["command"] = " && ".join(r["command"] for r in merged["runs"])
+    return merged
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_common(parser, out=(DEFAULT_OUT, "folder for speed.json and speed.csv (a versioned results folder)"),
@@ -877,6 +911,9 @@ def main(argv=None) -> dict:
                         help="the input (of every candidate) and the floors' batches channels-last in memory")
     parser.add_argument("--quick", action="store_true", help="tiny settings on 64x64 inputs (tests; numbers mean "
                                                              "nothing)")
+    parser.add_argument("--append", action="store_true",
+                        help="add this run's rows to the speed.json already in --out (same device, threads, layout, "
+                             "repeats and settings kind); a row of the same method and batch size is replaced")
     args = parser.parse_args(argv)
     registered = xai_lab.methods()
     methods = registered if args.methods == "all" else parse_list(parser, args.methods, "methods", registered)
@@ -889,6 +926,7 @@ def main(argv=None) -> dict:
         parser.error(f"no floor for {', '.join(missing)}: add it to FLOORS in benchmarks/speed.py")
 
     threads = set_threads(args.threads)
+    earlier = read_earlier(parser, args) if args.append else None
     start_load = os.getloadavg()
     start = time.perf_counter()
     settings = {m: dict((QUICK if args.quick else FULL).get(m, {})) for m in methods}
@@ -906,11 +944,12 @@ def main(argv=None) -> dict:
                                        args.warmup))
             except Exception as exc:  # one method failing is reported, the others go on
                 errors[f"{m}@{n}"] = f"{type(exc).__name__}: {exc}"
+    command = " ".join(["python", "benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
+    load = {"start": [round(v, 2) for v in start_load], "end": [round(v, 2) for v in os.getloadavg()]}
     report = {
-        "command": " ".join(["python", "benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)]),
+        "command": command,
         **environment(),
-        "load_average_1_5_15": {"start": [round(v, 2) for v in start_load],
-                                "end": [round(v, 2) for v in os.getloadavg()]},
+        "load_average_1_5_15": load,
         "device": args.device, "threads": threads, "repeats": args.repeats, "warmup": args.warmup,
         "quick": args.quick, "batch_sizes": batch_sizes,
         "memory_format": "channels_last" if args.channels_last else "contiguous (NCHW)",
@@ -928,6 +967,12 @@ def main(argv=None) -> dict:
         "rows": rows, "errors": errors,
         "total_seconds": round(time.perf_counter() - start, 1),
     }
+    run = {"command": command, "commit": report["commit"], "load_average_1_5_15": load,
+           "methods": methods, "batch_sizes": batch_sizes, "total_seconds": report["total_seconds"]}
+    report["runs"] = [run]
+    if earlier is not None:
+        report = merge_reports(earlier, report)
+        rows = report["rows"]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "speed.json").write_text(json.dumps(report, indent=1) + "\n")
     write_csv(args.out / "speed.csv", rows)

@@ -65,6 +65,23 @@ def test_quick_run_writes_every_field_with_provenance(quick_run):
     assert (out / "speed.json").exists()
 
 
+def test_append_adds_rows_and_keeps_every_run(speed, tmp_path, capsys):
+    """--append merges a second run into the first's speed.json (a row of the same method and batch size
+    replaced, every run's command kept) and refuses a run measured otherwise."""
+    base = ["--quick", "--repeats", "1", "--warmup", "0", "--threads", "1", "--out", str(tmp_path)]
+    speed.main(base + ["--methods", "random,sobel", "--batch-sizes", "1"])
+    report = speed.main(base + ["--methods", "sobel", "--batch-sizes", "1,2", "--append"])
+    assert [(r["method"], r["batch"]) for r in report["rows"]] == [("random", 1), ("sobel", 1), ("sobel", 2)]
+    assert report["batch_sizes"] == [1, 2]
+    assert [r["methods"] for r in report["runs"]] == [["random", "sobel"], ["sobel"]]
+    assert report["command"].count("python benchmarks/speed.py") == 2
+    on_disk = (tmp_path / "speed.csv").read_text()
+    assert on_disk.count("\nrandom,1,ours") == 1 and on_disk.count("\nsobel,2,ours") == 1
+    with pytest.raises(SystemExit):
+        speed.main(base[:2] + ["2"] + base[3:] + ["--methods", "sobel", "--batch-sizes", "1", "--append"])
+    assert "measured otherwise: repeats 1 there, 2 here" in capsys.readouterr().err
+
+
 def test_peak_memory_sees_a_known_allocation(speed):
     def allocate():
         a = torch.ones(50_000_000)  # 200 MB
