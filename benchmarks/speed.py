@@ -933,6 +933,44 @@ def main(argv=None) -> dict:
     clf = xai_lab.load_model()
     clf.model.to(args.device)
     rows, errors = [], {}
+    command = " ".join(["python", "benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
+
+    def save(finished: bool) -> dict:
+        """speed.json and speed.csv as they stand: written after every method, so that a killed run keeps
+        the rows it finished (``"finished": false`` until the last)."""
+        load = {"start": [round(v, 2) for v in start_load], "end": [round(v, 2) for v in os.getloadavg()]}
+        report = {
+            "command": command,
+            **environment(),
+            "load_average_1_5_15": load,
+            "device": args.device, "threads": threads, "repeats": args.repeats, "warmup": args.warmup,
+            "quick": args.quick, "batch_sizes": batch_sizes,
+            "memory_format": "channels_last" if args.channels_last else "contiguous (NCHW)",
+            "model": f"efficientnet_lite0 (ImageNet weights), input 3x{SIDE[args.quick]}x{SIDE[args.quick]}, "
+                     f"layer '{LAYER}' for layer methods",
+            "input": "scikit-image coffee and chelsea alternating; targets: the predicted classes, passed to every "
+                     "candidate",
+            "targets": TARGETS,
+            "notes": ["seconds: median of the interleaved rounds; a ratio > 1 means ours is slower or larger",
+                      "peak_memory_mb: the rise of the resident set (CPU; VmHWM reset before each call) or of "
+                      "torch's allocated memory (CUDA) during one call of the candidate, after its timing; how and "
+                      "its limits: the docstring of benchmarks/speed.py",
+                      "ours: xai_lab.explain(clf, x, method, target=[...], seed=0), upsampling and copy to CPU "
+                      "included; peers: objects built outside the timed call, hooks released after it"],
+            "rows": list(rows), "errors": dict(errors),
+            "total_seconds": round(time.perf_counter() - start, 1),
+        }
+        report["runs"] = [{"command": command, "commit": report["commit"], "load_average_1_5_15": load,
+                           "methods": methods, "batch_sizes": batch_sizes, "total_seconds": report["total_seconds"],
+                           "finished": finished}]
+        if earlier is not None:
+            report = merge_reports(earlier, report)
+        report["finished"] = all(run.get("finished", True) for run in report["runs"])
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "speed.json").write_text(json.dumps(report, indent=1) + "\n")
+        write_csv(args.out / "speed.csv", report["rows"])
+        return report
+
     for n in batch_sizes:
         x = make_input(clf, n, SIDE[args.quick], args.device, args.channels_last)
         with torch.no_grad():
@@ -944,38 +982,9 @@ def main(argv=None) -> dict:
                                        args.warmup))
             except Exception as exc:  # one method failing is reported, the others go on
                 errors[f"{m}@{n}"] = f"{type(exc).__name__}: {exc}"
-    command = " ".join(["python", "benchmarks/speed.py", *(sys.argv[1:] if argv is None else argv)])
-    load = {"start": [round(v, 2) for v in start_load], "end": [round(v, 2) for v in os.getloadavg()]}
-    report = {
-        "command": command,
-        **environment(),
-        "load_average_1_5_15": load,
-        "device": args.device, "threads": threads, "repeats": args.repeats, "warmup": args.warmup,
-        "quick": args.quick, "batch_sizes": batch_sizes,
-        "memory_format": "channels_last" if args.channels_last else "contiguous (NCHW)",
-        "model": f"efficientnet_lite0 (ImageNet weights), input 3x{SIDE[args.quick]}x{SIDE[args.quick]}, "
-                 f"layer '{LAYER}' for layer methods",
-        "input": "scikit-image coffee and chelsea alternating; targets: the predicted classes, passed to every "
-                 "candidate",
-        "targets": TARGETS,
-        "notes": ["seconds: median of the interleaved rounds; a ratio > 1 means ours is slower or larger",
-                  "peak_memory_mb: the rise of the resident set (CPU; VmHWM reset before each call) or of "
-                  "torch's allocated memory (CUDA) during one call of the candidate, after its timing; how and "
-                  "its limits: the docstring of benchmarks/speed.py",
-                  "ours: xai_lab.explain(clf, x, method, target=[...], seed=0), upsampling and copy to CPU "
-                  "included; peers: objects built outside the timed call, hooks released after it"],
-        "rows": rows, "errors": errors,
-        "total_seconds": round(time.perf_counter() - start, 1),
-    }
-    run = {"command": command, "commit": report["commit"], "load_average_1_5_15": load,
-           "methods": methods, "batch_sizes": batch_sizes, "total_seconds": report["total_seconds"]}
-    report["runs"] = [run]
-    if earlier is not None:
-        report = merge_reports(earlier, report)
-        rows = report["rows"]
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "speed.json").write_text(json.dumps(report, indent=1) + "\n")
-    write_csv(args.out / "speed.csv", rows)
+            save(finished=False)
+    report = save(finished=True)
+    rows = report["rows"]
     print(summary(rows))
     if errors:
         print(json.dumps(errors, indent=1), file=sys.stderr)

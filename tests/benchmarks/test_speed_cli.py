@@ -72,7 +72,7 @@ def test_append_adds_rows_and_keeps_every_run(speed, tmp_path, capsys):
     speed.main(base + ["--methods", "random,sobel", "--batch-sizes", "1"])
     report = speed.main(base + ["--methods", "sobel", "--batch-sizes", "1,2", "--append"])
     assert [(r["method"], r["batch"]) for r in report["rows"]] == [("random", 1), ("sobel", 1), ("sobel", 2)]
-    assert report["batch_sizes"] == [1, 2]
+    assert report["batch_sizes"] == [1, 2] and report["finished"] and all(r["finished"] for r in report["runs"])
     assert [r["methods"] for r in report["runs"]] == [["random", "sobel"], ["sobel"]]
     assert report["command"].count("python benchmarks/speed.py") == 2
     on_disk = (tmp_path / "speed.csv").read_text()
