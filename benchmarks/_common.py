@@ -157,10 +157,22 @@ def read_results(path) -> tuple[dict, list[dict]]:
     return header["config"], records
 
 
+def adds_methods(old: dict, new: dict) -> bool:
+    """Whether config ``new`` is ``old`` with methods added to its ``settings`` table and nothing
+    else changed: every method of ``old`` keeps its settings, so ``old``'s records stay valid
+    under ``new`` (a method registered after the run began, e.g.)."""
+    if {k: v for k, v in old.items() if k != "settings"} != {k: v for k, v in new.items() if k != "settings"}:
+        return False
+    before, after = old.get("settings"), new.get("settings")
+    return (isinstance(before, dict) and isinstance(after, dict)
+            and all(name in after and after[name] == options for name, options in before.items()))
+
+
 class ResultsFile:
     """Append-only results file for one run. Opening an existing file checks that it was made
-    with the same ``config``, cuts off a final line left unfinished by a kill, and loads its
-    records; :meth:`append` writes one record per line and flushes it to disk."""
+    with the same ``config`` (or one that only adds methods: the header is then rewritten to the
+    new config, see :func:`adds_methods`), cuts off a final line left unfinished by a kill, and
+    loads its records; :meth:`append` writes one record per line and flushes it to disk."""
 
     def __init__(self, path, config: dict):
         self.path = Path(path)
@@ -170,7 +182,9 @@ class ResultsFile:
             self._cut_unfinished_line()
         if self.path.exists() and self.path.stat().st_size > 0:
             found, self.records = read_results(self.path)
-            if found != self.config:
+            if found != self.config and adds_methods(found, self.config):
+                self._rewrite_header()
+            elif found != self.config:
                 changed = sorted(k for k in set(found) | set(self.config) if found.get(k) != self.config.get(k))
                 raise ValueError(f"{self.path} was written with other settings ({', '.join(changed)} differ); "
                                  "use another output folder or delete the file to start again")
@@ -185,6 +199,14 @@ class ResultsFile:
             data = fh.read()
             if not data.endswith(b"\n"):
                 fh.truncate(data.rfind(b"\n") + 1)
+
+    def _rewrite_header(self) -> None:
+        """The file with its first line replaced by this config's header (written beside, then renamed)."""
+        lines = self.path.read_text(encoding="utf-8").splitlines(keepends=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        partial.write_text(json.dumps({"kind": "header", "config": self.config}) + "\n" + "".join(lines[1:]),
+                           encoding="utf-8")
+        os.replace(partial, self.path)
 
     def _write(self, row: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as fh:
@@ -203,7 +225,8 @@ class ResultsFile:
 
 def merge_results(paths: Sequence) -> tuple[dict, list[dict], dict]:
     """Combine results files (shards of one run): ``(config, records, info)``. Their configs
-    must agree except for ``shard``; a record present in several files is kept once (the first),
+    must agree except for ``shard`` and for methods one of them adds (:func:`adds_methods`: the
+    config with the most methods is kept); a record present in several files is kept once (the first),
     and ``info`` says how many duplicates were dropped and which files were read."""
     if not paths:
         raise ValueError("no results files to merge")
@@ -213,7 +236,9 @@ def merge_results(paths: Sequence) -> tuple[dict, list[dict], dict]:
         found = {k: v for k, v in found.items() if k != "shard"}
         if config is None:
             config, first = found, path
-        elif found != config:
+        elif adds_methods(config, found):
+            config = found
+        elif found != config and not adds_methods(found, config):
             changed = sorted(k for k in set(found) | set(config) if found.get(k) != config.get(k))
             raise ValueError(f"{path} and {first} come from runs with other settings ({', '.join(changed)} differ)")
         for r in rows:

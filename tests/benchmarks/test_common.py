@@ -1,20 +1,16 @@
 """benchmarks/_common.py: results files (resumable, a line cut by a kill dropped), merging
 shards, shard arithmetic, and the shared command-line options."""
 import argparse
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
 from xai_lab.stats import Interval
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-spec = importlib.util.spec_from_file_location("_common", ROOT / "benchmarks" / "_common.py")
-common = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(common)
+from .scripts import benchmark_module
+
+common = benchmark_module("_common")
 ResultsFile, merge_results, parse_shard = common.ResultsFile, common.merge_results, common.parse_shard
 read_results, shard_slice = common.read_results, common.shard_slice
 
@@ -103,3 +99,21 @@ def test_common_options_parse_and_refuse_bad_values():
 def test_intervals_are_written_as_json():
     text = json.dumps({"a": Interval(0.5, 0.25, 0.75, 4)}, default=common.json_default)
     assert json.loads(text) == {"a": {"value": 0.5, "low": 0.25, "high": 0.75, "n": 4, "level": 0.95}}
+
+
+def test_a_config_that_only_adds_methods_continues_the_file(tmp_path):
+    """A method registered after a run began: its settings join the header, the records stay; a
+    changed setting of a method already there is still refused, in a file and in a merge."""
+    path = tmp_path / "r.jsonl"
+    f = ResultsFile(path, {"n": 2, "settings": {"a": {"k": 1}}})
+    f.append(_record(0, "a", 1.0))
+    g = ResultsFile(path, {"n": 2, "settings": {"a": {"k": 1}, "b": {}}})
+    assert len(g.records) == 1 and read_results(path)[0]["settings"] == {"a": {"k": 1}, "b": {}}
+    with pytest.raises(ValueError, match="settings"):
+        ResultsFile(path, {"n": 2, "settings": {"a": {"k": 2}, "b": {}}})
+    with pytest.raises(ValueError, match="n differ"):
+        ResultsFile(path, {"n": 3, "settings": {"a": {"k": 1}, "b": {}}})
+    other = ResultsFile(tmp_path / "s.jsonl", {"n": 2, "settings": {"a": {"k": 1}}})
+    config, _, _ = merge_results([other.path, path])
+    assert config["settings"] == {"a": {"k": 1}, "b": {}}
+    assert merge_results([path, other.path])[0]["settings"] == {"a": {"k": 1}, "b": {}}

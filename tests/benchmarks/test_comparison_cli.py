@@ -2,7 +2,6 @@
 method, a run on a local Ray equals the serial run record for record, shards merged and a resumed
 run equal one run, clear errors for bad arguments."""
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,8 @@ import pytest
 import xai_lab
 from xai_lab.registry import method_spec
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from .scripts import BENCHMARKS, benchmark_module
+
 SMALL = ["--n", "2", "--datasets", "imagenet", "--methods", "random,gradcam", "--sanity-images", "1",
          "--sanity-steps", "1", "--resamples", "200", "--threads", "1"]
 
@@ -18,10 +18,7 @@ SMALL = ["--n", "2", "--datasets", "imagenet", "--methods", "random,gradcam", "-
 @pytest.fixture(scope="module")
 def bench():
     """The script imported by its module name, as Ray's workers import it."""
-    sys.path.insert(0, str(BENCHMARKS))
-    import comparison
-
-    return comparison
+    return benchmark_module("comparison")
 
 
 def _records(path):

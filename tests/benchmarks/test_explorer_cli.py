@@ -3,8 +3,6 @@ map stored small and 8-bit (and equal to a fresh explanation within one step), t
 two targets; provenance; a resumed run adds nothing; other settings in the same folder, bad
 arguments and a path outside the data folder are refused."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,17 +12,15 @@ import torch.nn.functional as F
 import xai_lab
 from xai_lab.registry import method_spec
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from .scripts import benchmark_module
+
 SMALL = ["--imagenet", "0", "--msld-per-class", "0", "--methods", "random,gradcam", "--map-size", "8",
          "--curve-step", str(224 * 112), "--threads", "1"]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(BENCHMARKS))
-    import explorer
-
-    return explorer
+    return benchmark_module("explorer")
 
 
 @pytest.fixture(scope="module")

@@ -1,22 +1,17 @@
 """benchmarks/roar.py on 16 MSLD images (one per patient) with one method and one k: the JSON it
 prints and writes, the maps file reused by a second run, clear errors for bad arguments."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from xai_lab.models import msld
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "roar.py"
+from .scripts import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("roar_benchmark", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return benchmark_module("roar")
 
 
 @pytest.fixture(scope="module")

@@ -3,16 +3,15 @@ three cheap methods at batch 1 and 2 writes every field (JSON and CSV) with its 
 memory measurement sees an allocation of known size, the floors leave the model as they found
 it, and bad arguments get clear errors. No time is asserted."""
 import csv
-import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
 import xai_lab
 
-BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+from .scripts import benchmark_module
+
 QUICK = ["--quick", "--methods", "gradcam,saliency,random", "--batch-sizes", "1,2", "--repeats", "1",
          "--warmup", "0", "--threads", "1"]
 ROW_FIELDS = {"method", "batch", "ours_seconds", "floor_seconds", "ours_over_floor", "peers", "fastest_peer",
@@ -22,10 +21,7 @@ ROW_FIELDS = {"method", "batch", "ours_seconds", "floor_seconds", "ours_over_flo
 
 @pytest.fixture(scope="module")
 def speed():
-    sys.path.insert(0, str(BENCHMARKS))
-    import speed
-
-    return speed
+    return benchmark_module("speed")
 
 
 @pytest.fixture(scope="module")
