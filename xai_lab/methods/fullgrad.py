@@ -96,10 +96,15 @@ def _fullgrad_result(ctx: Context, use_feature_gradients: bool, normalize: str, 
     input_part, parts, scores = full_gradient(ctx, activation_offsets)
     size = ctx.x.shape[-2:]
     saliency = _psi(input_part, normalize)
+    # bilinear upsampling is linear: the parts of one resolution are summed first and upsampled once
+    by_size: dict[tuple[int, int], torch.Tensor] = {}
     for _, bias_part, feature_grad in parts:
         spatial = feature_grad if use_feature_gradients else bias_part
         if spatial is not None and spatial.dim() == 4:  # the map uses the convolutional parts
-            saliency = saliency + upsample(_psi(spatial, normalize), size)
+            key = tuple(spatial.shape[-2:])
+            by_size[key] = by_size[key] + _psi(spatial, normalize) if key in by_size else _psi(spatial, normalize)
+    for part_sum in by_size.values():
+        saliency = saliency + upsample(part_sum, size)
     sums = {name: p.sum(dim=1) if p.dim() == 4 else p.flatten(1).sum(1) for name, p, _ in parts}
     completeness = input_part.flatten(1).sum(1) + sum(p.flatten(1).sum(1) for _, p, _ in parts)
     extras = {"input_part": input_part.sum(dim=1).detach(), "bias_parts": {k: v.detach() for k, v in sums.items()},
