@@ -1,5 +1,5 @@
-"""Wall-clock timing for the benchmark scripts (benchmarks/speed.py): the median of a few
-repeats after warm-up, the candidates interleaved.
+"""Wall-clock timing for the benchmark scripts (benchmarks/speed.py): the median of the timed
+rounds after warm-up (a few, or as many as fit a time budget), the candidates interleaved.
 
     from _timing import time_interleaved
     timings = time_interleaved({"ours": run_ours, "peer": run_peer}, repeats=3, warmup=1)
@@ -26,7 +26,7 @@ from typing import Callable
 import torch
 from _common import set_threads
 
-__all__ = ["Candidate", "Timing", "set_threads", "time_call", "time_interleaved"]
+__all__ = ["Candidate", "Timing", "rounds_for", "set_threads", "time_call", "time_interleaved"]
 
 
 @dataclass
@@ -82,19 +82,32 @@ def time_call(fn: Callable[[], object], repeats: int = 3, warmup: int = 1, devic
     return time_interleaved({"fn": fn}, repeats, warmup, device)["fn"]
 
 
+def rounds_for(budget_seconds: float, round_seconds: float, repeats: int, max_rounds: int = 200) -> int:
+    """How many rounds to time: at least ``repeats``, more while ``rounds * round_seconds`` (one
+    round: one call of every candidate, estimated from the warm-up) fits in ``budget_seconds``, at
+    most ``max_rounds``. Cheap calls thus get many rounds, where a median of three would carry the
+    noise of a few milliseconds; costly ones keep ``repeats``."""
+    if round_seconds <= 0 or budget_seconds <= 0:
+        return repeats
+    return max(repeats, min(max_rounds, int(budget_seconds / round_seconds + 1e-9)))
+
+
 def time_interleaved(fns: dict[str, Callable[[], object] | Candidate], repeats: int = 3, warmup: int = 1,
-                     device=None) -> dict[str, Timing]:
+                     device=None, budget_seconds: float = 0.0) -> dict[str, Timing]:
     """Time several zero-argument callables in alternation: every one is warmed up ``warmup``
-    times, then each of ``repeats`` rounds calls every one once, round r starting with the
-    (r mod k)-th. ``device``: a CUDA device is synchronized before and after each call."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError("repeats must be >= 1 and warmup >= 0")
+    times, then each of the rounds calls every one once, round r starting with the (r mod k)-th.
+    Rounds: ``repeats``, or more where the warm-up says that more fit in ``budget_seconds``
+    (:func:`rounds_for`). ``device``: a CUDA device is synchronized before and after each call."""
+    if repeats < 1 or warmup < 0 or budget_seconds < 0:
+        raise ValueError("repeats must be >= 1, warmup >= 0 and budget_seconds >= 0")
     names = list(fns)
+    last_warmup = {}
     for name in names:
         for _ in range(warmup):
-            _call(fns[name], device)
+            last_warmup[name] = _call(fns[name], device)
+    rounds = rounds_for(budget_seconds, sum(last_warmup.values()), repeats) if warmup else repeats
     timings = {name: Timing() for name in names}
-    for r in range(repeats):
+    for r in range(rounds):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
             timings[name].times.append(_call(fns[name], device))

@@ -2,13 +2,15 @@
 implement it: time and peak memory at batch 1 and 16, interleaved in one process (issue 17).
 
     python benchmarks/speed.py [--methods gradcam,rise] [--batch-sizes 1,16] [--device cpu|cuda]
-        [--repeats 3] [--warmup 1] [--threads N] [--quick] [--out benchmarks/results/speed-v1/]
+        [--repeats 3] [--warmup 1] [--budget 10] [--threads N] [--quick] [--out benchmarks/results/speed-v1/]
 
 Per method and batch size the candidates are: ours (``xai_lab.explain`` with explicit targets),
 the method's floor and every peer (captum, pytorch-grad-cam, torchcam, lime, alibi) called with
 the same settings on the same model and input. They are timed in alternation (``_timing.py``:
-every candidate warmed up, then ``--repeats`` rounds, each round rotating who goes first; the
-median), so a burst of load slows all of them alike. Then each candidate runs once more alone
+every candidate warmed up, then the timed rounds, each round rotating who goes first; the
+median), so a burst of load slows all of them alike. Rounds: ``--repeats``, or as many as fit in
+``--budget`` seconds where calls are cheap (a median of three calls of 40 ms carries the noise of
+a few milliseconds: 20 % and more on a quiet machine; up to 200 rounds). Then each candidate runs once more alone
 for its peak memory (:func:`peak_memory`).
 
 The floor of every registered method is written once, in :data:`FLOORS`: a callable that does
@@ -763,7 +765,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else round(a / b, 3)
 
 
-def run_method(name: str, b: Bench, repeats: int, warmup: int) -> dict:
+def run_method(name: str, b: Bench, repeats: int, warmup: int, budget: float = 0.0) -> dict:
     """One row: ours, the floor and the peers of one method at one batch size."""
     candidates = {"ours": Candidate(lambda: _explain(b, name)), "floor": FLOORS[name].make(b)}
     skipped, notes = {}, {}
@@ -781,7 +783,8 @@ def run_method(name: str, b: Bench, repeats: int, warmup: int) -> dict:
     failed: dict[str, str] = {}
     guarded = {k: _guarded(k, c, failed) for k, c in candidates.items()}
     with contextlib.redirect_stdout(sys.stderr):
-        timings = time_interleaved(guarded, repeats=repeats, warmup=warmup, device=b.device)
+        timings = time_interleaved(guarded, repeats=repeats, warmup=warmup, device=b.device,
+                                   budget_seconds=budget)
         memory = {k: peak_memory(c, b.device) for k, c in guarded.items() if k not in failed}
     for role in ("ours", "floor"):
         if role in failed:
@@ -872,7 +875,8 @@ def read_earlier(parser, args) -> dict | None:
         return None
     earlier = json.loads(path.read_text())
     now = {"device": args.device, "threads": torch.get_num_threads(), "repeats": args.repeats, "warmup": args.warmup,
-           "quick": args.quick, "memory_format": "channels_last" if args.channels_last else "contiguous (NCHW)"}
+           "budget_seconds": args.budget, "quick": args.quick,
+           "memory_format": "channels_last" if args.channels_last else "contiguous (NCHW)"}
     differ = [f"{k} {earlier.get(k)!r} there, {v!r} here" for k, v in now.items() if earlier.get(k) != v]
     if differ:
         parser.error(f"--append: {path} was measured otherwise: {'; '.join(differ)}")
@@ -907,6 +911,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch-sizes", default="1,16", help="comma-separated batch sizes (default: 1,16)")
     parser.add_argument("--repeats", type=positive_int, default=3, help="timed rounds (median)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed calls of each candidate first")
+    parser.add_argument("--budget", type=float, default=10.0,
+                        help="seconds of timed rounds per method and batch size: where one round (every candidate "
+                             "once, estimated from the warm-up) is cheap, as many rounds as fit, up to 200 (at least "
+                             "--repeats; 0: exactly --repeats)")
     parser.add_argument("--channels-last", action="store_true",
                         help="the input (of every candidate) and the floors' batches channels-last in memory")
     parser.add_argument("--quick", action="store_true", help="tiny settings on 64x64 inputs (tests; numbers mean "
@@ -920,6 +928,8 @@ def main(argv=None) -> dict:
     batch_sizes = parse_list(parser, args.batch_sizes, "batch-sizes", kind=int)
     if args.warmup < 0:
         parser.error(f"--warmup: must be at least 0, got {args.warmup}")
+    if args.budget < 0:
+        parser.error(f"--budget: must be at least 0, got {args.budget}")
     check_device(parser, args.device)
     missing = [m for m in methods if m not in FLOORS]
     if missing:
@@ -944,7 +954,7 @@ def main(argv=None) -> dict:
             **environment(),
             "load_average_1_5_15": load,
             "device": args.device, "threads": threads, "repeats": args.repeats, "warmup": args.warmup,
-            "quick": args.quick, "batch_sizes": batch_sizes,
+            "budget_seconds": args.budget, "quick": args.quick, "batch_sizes": batch_sizes,
             "memory_format": "channels_last" if args.channels_last else "contiguous (NCHW)",
             "model": f"efficientnet_lite0 (ImageNet weights), input 3x{SIDE[args.quick]}x{SIDE[args.quick]}, "
                      f"layer '{LAYER}' for layer methods",
@@ -979,7 +989,7 @@ def main(argv=None) -> dict:
             print(f"[{time.perf_counter() - start:7.1f}s] {m} batch {n}", file=sys.stderr, flush=True)
             try:
                 rows.append(run_method(m, Bench(clf, x, targets, settings[m], args.device), args.repeats,
-                                       args.warmup))
+                                       args.warmup, args.budget))
             except Exception as exc:  # one method failing is reported, the others go on
                 errors[f"{m}@{n}"] = f"{type(exc).__name__}: {exc}"
             save(finished=False)

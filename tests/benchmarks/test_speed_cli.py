@@ -132,6 +132,7 @@ def test_floors_keep_the_input_layout(speed, lite0):
     (["--methods", ","], "at least one value"),
     (["--warmup", "-1"], "must be at least 0"),
     (["--repeats", "0"], "must be at least 1"),
+    (["--budget", "-1"], "--budget: must be at least 0"),
 ])
 def test_argument_errors_are_clear(speed, argv, message, capsys, tmp_path):
     with pytest.raises(SystemExit):
@@ -157,3 +158,14 @@ def test_candidates_are_interleaved_round_by_round(speed):
     assert runs == list("abc") + list("abc") + list("bca") + list("cab")
     assert calls.count("after") == len(runs)
     assert all(len(t.times) == 3 and t.median >= 0 for t in timings.values())
+
+
+def test_cheap_calls_get_as_many_rounds_as_fit_the_budget(speed):
+    from _timing import Candidate, rounds_for, time_interleaved
+
+    assert rounds_for(10.0, 0.2, 3) == 50 and rounds_for(10.0, 4.0, 3) == 3 and rounds_for(10.0, 1e-6, 3) == 200
+    assert rounds_for(0.0, 0.2, 3) == 3 and rounds_for(10.0, 0.0, 3) == 3
+    sleeps = {name: Candidate(lambda s=s: time.sleep(s)) for name, s in (("a", 0.002), ("b", 0.003))}
+    timings = time_interleaved(sleeps, repeats=3, warmup=1, budget_seconds=0.1)
+    assert 3 < len(timings["a"].times) == len(timings["b"].times) <= 20
+    assert len(time_interleaved(sleeps, repeats=3, warmup=0, budget_seconds=0.1)["a"].times) == 3
