@@ -1,0 +1,143 @@
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import xai_lab
+from xai_lab.metrics import local_lipschitz_estimate, max_sensitivity
+from xai_lab.metrics.robustness import gaussian_noise, uniform_noise
+
+from .toy_cnn import ToyCNN, toy_inputs
+
+
+class Linear(nn.Module):
+    """Logits [w . x + 1, 0] in float64."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64))
+
+    def forward(self, x):
+        score = (x * self.w).sum((1, 2, 3)) + 1
+        return torch.stack([score, torch.zeros_like(score)], 1)
+
+
+@pytest.fixture
+def linear():
+    return Linear(), torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+
+
+def test_by_hand_on_a_linear_model(linear):
+    """input x gradient of w . x is sum_c w_c x_c: a perturbation δ moves it by sum_c w_c δ_c
+    (to float32 rounding: explain returns float32 maps)."""
+    model, x = linear
+    samples, seed = 6, 3
+    sens = max_sensitivity(model, x, "input_x_gradient", target=0, radius=0.3, samples=samples, seed=seed, batch_size=4)
+    lip = local_lipschitz_estimate(model, x, "input_x_gradient", target=0, std=0.2, samples=samples, seed=seed)
+    w = model.w.detach()
+    g = torch.Generator().manual_seed(seed)
+    uniform = [uniform_noise(x, 0.3, g) for _ in range(samples)]
+    g = torch.Generator().manual_seed(seed)
+    normal = [gaussian_noise(x, 0.2, g) for _ in range(samples)]
+    clean = (w * x).sum(1).flatten(1).norm(dim=1)
+    by_hand_sens = torch.stack([(w * d).sum(1).flatten(1).norm(dim=1) / clean for d in uniform]).T
+    by_hand_lip = torch.stack([(w * d).sum(1).flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1) for d in normal]).T
+    torch.testing.assert_close(sens["per_sample"], by_hand_sens, rtol=1e-6, atol=0)
+    torch.testing.assert_close(sens["score"], by_hand_sens.max(1).values, rtol=1e-6, atol=0)
+    torch.testing.assert_close(lip["score"], by_hand_lip.max(1).values, rtol=1e-6, atol=0)
+    assert all(d.abs().max() <= 0.3 for d in uniform)
+    absolute = max_sensitivity(model, x, "input_x_gradient", target=0, radius=0.3, samples=samples, seed=seed,
+                               relative=False)
+    torch.testing.assert_close(absolute["score"], (by_hand_sens * clean[:, None]).max(1).values)
+
+
+def test_a_map_that_ignores_the_input_is_perfectly_robust(linear):
+    model, x = linear  # the gradient of a linear model is w everywhere
+    assert torch.equal(max_sensitivity(model, x, "saliency", target=0, samples=3)["score"], torch.zeros(2, dtype=torch.float64))
+    assert torch.equal(local_lipschitz_estimate(model, x, "saliency", target=0, samples=3)["score"],
+                       torch.zeros(2, dtype=torch.float64))
+    assert max_sensitivity.higher_is_better is False and local_lipschitz_estimate.higher_is_better is False
+
+
+def test_seeded_batch_independent_and_targets_fixed_to_the_clean_image():
+    model, x = ToyCNN(), toy_inputs(3)
+    a = max_sensitivity(model, x, "input_x_gradient", samples=5, seed=2, batch_size=3)
+    b = max_sensitivity(model, x, "input_x_gradient", samples=5, seed=2, batch_size=100)
+    torch.testing.assert_close(a["per_sample"], b["per_sample"])
+    assert torch.equal(a["target"], model(x).argmax(1))
+    c = max_sensitivity(model, x, "input_x_gradient", samples=5, seed=9)
+    assert not torch.equal(a["per_sample"], c["per_sample"])
+    d = local_lipschitz_estimate(model, x, "gradcam", samples=2, layer="conv2")
+    e = local_lipschitz_estimate(model, x, "gradcam", samples=2, options={"layer": "conv2"})
+    torch.testing.assert_close(d["score"], e["score"])
+    with pytest.raises(TypeError, match="both"):
+        local_lipschitz_estimate(model, x, "gradcam", samples=2, layer="conv2", options={"layer": "conv2"})
+    with pytest.raises(ValueError, match="radius"):
+        max_sensitivity(model, x, "saliency", radius=-1.0)
+    with pytest.raises(ValueError, match="samples"):
+        local_lipschitz_estimate(model, x, "saliency", samples=0)
+
+
+# Cross-check against Quantus 0.6.0 on a toy CNN, 32x32 images.
+
+def _explain_func(model, inputs, targets, **kwargs):
+    return xai_lab.explain(model, torch.from_numpy(inputs), "input_x_gradient", target=torch.from_numpy(targets),
+                           seed=0).saliency[:, None].numpy()
+
+
+def _replay(deltas):
+    """A Quantus perturbation function that adds our noise draws, one per call, in order."""
+    pending = iter(deltas)
+
+    def perturb(arr, indices, **kwargs):
+        return arr + next(pending).flatten(1).numpy()
+
+    return perturb
+
+
+def _quantus(metric_class, x, samples, perturb_func, **settings):
+    quantus = pytest.importorskip("quantus")
+    model = ToyCNN()
+    metric = getattr(quantus, metric_class)(nr_samples=samples, perturb_func=perturb_func, disable_warnings=True,
+                                            **settings)
+    y = model(x).argmax(1).numpy()
+    a = _explain_func(model, x.numpy(), y)
+    return np.asarray(metric(model=model, x_batch=x.numpy(), y_batch=y, a_batch=a, explain_func=_explain_func,
+                             channel_first=True, device="cpu", batch_size=len(x)), dtype=np.float64)
+
+
+def test_max_sensitivity_agrees_with_quantus():
+    """Quantus adding our uniform draws: the same scores to float32 rounding (rel 1e-5)."""
+    x, samples, seed = toy_inputs(), 8, 5
+    ours = max_sensitivity(ToyCNN(), x, "input_x_gradient", radius=0.2, samples=samples, seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    theirs = _quantus("MaxSensitivity", x, samples, _replay([uniform_noise(x, 0.2, g) for _ in range(samples)]))
+    np.testing.assert_allclose(theirs, ours["score"].numpy(), rtol=1e-5, atol=0)
+    assert ours["score"].min() > 0.05  # maps that move
+
+
+def test_local_lipschitz_estimate_agrees_with_quantus_without_its_normalization():
+    """Quantus adding our Gaussian draws with normalise=False: the same scores to float32
+    rounding (rel 1e-5); its default normalise=True divides the clean maps and each batch of
+    perturbed maps by their own batch maximum, and gives other values."""
+    x, samples, seed = toy_inputs(), 8, 5
+    ours = local_lipschitz_estimate(ToyCNN(), x, "input_x_gradient", std=0.1, samples=samples, seed=seed)
+
+    def draws():
+        g = torch.Generator().manual_seed(seed)
+        return [gaussian_noise(x, 0.1, g) for _ in range(samples)]
+
+    theirs = _quantus("LocalLipschitzEstimate", x, samples, _replay(draws()), normalise=False)
+    np.testing.assert_allclose(theirs, ours["score"].numpy(), rtol=1e-5, atol=0)
+    deltas = draws()
+    normalized = _quantus("LocalLipschitzEstimate", x, samples, _replay(deltas))
+    model = ToyCNN()
+    y = model(x).argmax(1)
+    clean = xai_lab.explain(model, x, "input_x_gradient", target=y, seed=0).saliency
+    clean = clean / clean.abs().max()
+    by_hand = []
+    for d in deltas:
+        moved = xai_lab.explain(model, x + d, "input_x_gradient", target=y, seed=0).saliency
+        by_hand.append(((moved / moved.abs().max()) - clean).flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1))
+    np.testing.assert_allclose(normalized, torch.stack(by_hand).max(0).values.numpy(), rtol=1e-5)
+    assert np.abs(normalized / ours["score"].numpy() - 1).max() > 0.5
