@@ -6,7 +6,7 @@ from torch import nn
 import xai_lab
 from xai_lab.metrics import random_logit
 
-from .toy_cnn import ToyCNN, toy_inputs
+from .toy_cnn import NO_NORMALIZATION, ToyCNN, toy_inputs
 
 
 class Opposite(nn.Module):
@@ -76,7 +76,7 @@ def test_random_logit_agrees_with_quantus_with_the_same_classes():
     from quantus.functions.similarity_func import correlation_pearson
 
     x = toy_inputs()
-    theirs, other = _quantus(x, correlation_pearson, normalise=False)
+    theirs, other = _quantus(x, correlation_pearson, **NO_NORMALIZATION)
     ours = random_logit(ToyCNN(), x, "input_x_gradient", other=other, similarity="pearson")
     np.testing.assert_allclose(theirs, ours["similarity"].numpy(), rtol=0, atol=1e-6)
     assert ours["similarity"].std() > 0.05
@@ -96,7 +96,7 @@ def test_quantus_default_ssim_is_one_dimensional_and_unscaled():
         return [structural_similarity(scaled(u), scaled(v), data_range=1.0) for u, v in zip(a, b)]
 
     x = toy_inputs()
-    theirs, other = _quantus(x, ssim_2d, normalise=False)
+    theirs, other = _quantus(x, ssim_2d, **NO_NORMALIZATION)
     ours = random_logit(ToyCNN(), x, "input_x_gradient", other=other)
     np.testing.assert_allclose(theirs, ours["similarity"].numpy(), rtol=0, atol=1e-6)
     default, _ = _quantus(x)

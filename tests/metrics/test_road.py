@@ -9,7 +9,7 @@ from xai_lab.metrics import noisy_linear_imputation, road
 from xai_lab.metrics.road import NEIGHBOR_WEIGHTS, linear_imputation
 
 from ..conftest import TinyConvNet
-from .toy_cnn import ToyCNN, toy_inputs, toy_maps
+from .toy_cnn import NO_NORMALIZATION, ToyCNN, toy_inputs, toy_maps
 
 
 def _neighbor_mean(image: torch.Tensor, r: int, c: int) -> torch.Tensor:
@@ -172,7 +172,7 @@ def test_road_agrees_with_quantus_given_the_pixels_its_order_names(toy):
     percentages = [10, 30, 50, 70, 90]
     y = model(x).argmax(1).numpy()
     metric = quantus.ROAD(percentages=percentages, perturb_func=imputation, disable_warnings=True,
-                          normalise=False)
+                          **NO_NORMALIZATION)
     theirs = metric(model=model, x_batch=x.numpy(), y_batch=y, a_batch=maps[:, None].numpy(), channel_first=True,
                     device="cpu", batch_size=len(x))
     counts = [math.ceil(int(pixels * p / 100) / 3) for p in percentages]

@@ -7,7 +7,7 @@ import xai_lab
 from xai_lab.metrics import local_lipschitz_estimate, max_sensitivity
 from xai_lab.metrics.robustness import gaussian_noise, uniform_noise
 
-from .toy_cnn import ToyCNN, toy_inputs
+from .toy_cnn import NO_NORMALIZATION, ToyCNN, toy_inputs
 
 
 class Linear(nn.Module):
@@ -117,8 +117,8 @@ def test_max_sensitivity_agrees_with_quantus():
 
 
 def test_local_lipschitz_estimate_agrees_with_quantus_without_its_normalization():
-    """Quantus adding our Gaussian draws with normalise=False: the same scores to float32
-    rounding (rel 1e-5); its default normalise=True divides the clean maps and each batch of
+    """Quantus adding our Gaussian draws with its normalization off: the same scores to float32
+    rounding (rel 1e-5); by default its normalization divides the clean maps and each batch of
     perturbed maps by their own batch maximum, and gives other values."""
     x, samples, seed = toy_inputs(), 8, 5
     ours = local_lipschitz_estimate(ToyCNN(), x, "input_x_gradient", std=0.1, samples=samples, seed=seed)
@@ -127,7 +127,7 @@ def test_local_lipschitz_estimate_agrees_with_quantus_without_its_normalization(
         g = torch.Generator().manual_seed(seed)
         return [gaussian_noise(x, 0.1, g) for _ in range(samples)]
 
-    theirs = _quantus("LocalLipschitzEstimate", x, samples, _replay(draws()), normalise=False)
+    theirs = _quantus("LocalLipschitzEstimate", x, samples, _replay(draws()), **NO_NORMALIZATION)
     np.testing.assert_allclose(theirs, ours["score"].numpy(), rtol=1e-5, atol=0)
     deltas = draws()
     normalized = _quantus("LocalLipschitzEstimate", x, samples, _replay(deltas))

