@@ -13,11 +13,11 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from ..capture import forward_hooks
-from ..context import Context, Result
+from ..capture import LayerRecorder, forward_hooks
+from ..context import Context, Result, as_feature_map
 from ..ops import upsample
 from ..registry import register
-from .cam import activations_and_gradients, gradcam_weights, weighted_sum
+from .cam import gradcam_weights, weighted_sum
 from .gradients import input_gradient
 
 Rule = Callable[[torch.Tensor, torch.Tensor, float, float | None], torch.Tensor]
@@ -60,19 +60,27 @@ def _bounds(module: nn.Module) -> tuple[float, float | None]:
 
 
 @contextmanager
-def rectifier_rule(model: nn.Module, rule: Rule) -> Iterator[None]:
+def rectifier_rule(model: nn.Module, rule: Rule, active: Callable[[], bool] | None = None) -> Iterator[None]:
     """Within the block, every ReLU/ReLU6/Hardtanh module of ``model`` runs out of place and
     back-propagates with ``rule``; the hooks and ``inplace`` flags are restored on exit, also on
-    exceptions. A module used several times (torchvision's ResNet blocks) is modified at each use."""
+    exceptions. A module used several times (torchvision's ResNet blocks) is modified at each use.
+
+    ``active`` (guided rule only): the rule applies in a backward pass only while ``active()`` is
+    true, so one forward pass serves a plain and a guided backward pass."""
     modules = [m for m in model.modules() if isinstance(m, (nn.ReLU, nn.Hardtanh))]
     inplace = [m.inplace for m in modules]
+    if active is not None and rule is not guided_rule:
+        raise ValueError("active= is supported for the guided rule only")
 
     if rule is guided_rule:
         # Fast path: the rectifier's own backward already multiplies by 1[lo < x < hi], so it is
         # enough to rectify the gradient arriving at its output (no recomputed forward).
+        def switched(grad: torch.Tensor) -> torch.Tensor | None:
+            return grad.clamp_min(0) if active() else None
+
         def hook(module, inputs, output):
             if output.requires_grad:
-                output.register_hook(_positive_part)
+                output.register_hook(_positive_part if active is None else switched)
             return None
 
         with forward_hooks(modules, hook):
@@ -129,10 +137,25 @@ def guided_gradcam(ctx: Context) -> Result:
 
     The paper shows P as an RGB image; the map here is max over channels of |P|, the reduction
     used for every gradient map (so it equals up(Grad-CAM) * the guided-backprop map).
-    ``extras["attribution"]``: P; ``layer_map``: the Grad-CAM map before upsampling."""
-    A, G, _ = activations_and_gradients(ctx)
+    ``extras["attribution"]``: P; ``layer_map``: the Grad-CAM map before upsampling. One
+    forward pass serves both backward passes: a plain one to the layer, then a guided one to the
+    input."""
+    guided = {"on": False}
+    x = ctx.x.detach().requires_grad_(True)
+    # one forward pass; a plain backward pass to the layer (Grad-CAM's gradient), then a guided one to the input
+    with rectifier_rule(ctx.model, guided_rule, active=lambda: guided["on"]), \
+            LayerRecorder(ctx.model, [ctx.layer]) as recorder:
+        scores = ctx.scores(ctx.forward(x))
+        activations = recorder[ctx.layer_name]
+        if not activations.requires_grad:
+            raise RuntimeError(f"The target score does not depend on layer {ctx.layer_name!r} through operations "
+                               "autograd can follow; explain another layer")
+        (layer_grad,) = ctx.grad(scores, activations, retain_graph=True)
+        guided["on"] = True
+        (guided_grad,) = ctx.grad(scores, x)
+    A, G = as_feature_map(ctx, activations.detach()), as_feature_map(ctx, layer_grad)
     layer_map = weighted_sum(A, gradcam_weights(A, G))
-    product = modified_gradient(ctx, guided_rule) * upsample(layer_map, ctx.x.shape[-2:])[:, None]
+    product = guided_grad * upsample(layer_map, ctx.x.shape[-2:])[:, None]
     result = _gradient_map(product)
     result.layer_map = layer_map
     return result
