@@ -12,9 +12,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: book book-fresh book-student test lint install clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -r requirements-nodeps.txt
 	touch $(STAMP)
 
 install: $(STAMP)
