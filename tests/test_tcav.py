@@ -168,6 +168,28 @@ def test_tcav_finds_the_concept_the_toy_network_uses():
     assert hook_count(model) == 0
 
 
+class FailsAfterTheLayer(nn.Module):
+    """A layer, then an error: the hooks must be gone after the exception."""
+
+    def __init__(self):
+        super().__init__()
+        self.layer = nn.Conv2d(3, 2, 1)
+
+    def forward(self, x):
+        self.layer(x)
+        raise RuntimeError("broken head")
+
+
+def test_no_hook_is_left_behind_when_the_forward_pass_fails(tiny_input):
+    model = FailsAfterTheLayer().eval()
+    classifier = Classifier("fails", model, ["a", "b"], "layer", (0.0,) * 3, (1.0,) * 3)   # no pass to count classes
+    with pytest.raises(RuntimeError, match="broken head"):
+        layer_activations(classifier, tiny_input)
+    with pytest.raises(RuntimeError, match="broken head"):
+        layer_gradients(classifier, tiny_input, "b")
+    assert hook_count(model) == 0 and torch.is_grad_enabled()
+
+
 # ----------------------------------------------------------------------------- captum
 
 LAYER, TARGET = "conv1", 0   # where the tiny network's TCAV scores vary from one CAV to the next
