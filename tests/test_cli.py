@@ -197,3 +197,74 @@ def test_info_prints_every_line_and_reports_a_bad_data_folder(tmp_path, capsys, 
     assert data_line.startswith("data: problem:") and str(root) in data_line
     assert str(data.cache_dir()) in next(line for line in lines if line.startswith("user cache"))
     assert "gradcam" in next(line for line in lines if line.startswith("methods:"))
+
+
+class _Classes:
+    """A classifier stand-in: only the class names, which is all ``--target`` reads."""
+
+    categories = ["tench", "goldfish", "tabby", "tiger cat", "espresso"]
+
+
+@pytest.mark.parametrize("value, kind, fields", [
+    ("2", None, 2),
+    ("Tabby", None, 2),
+    ("logit:1", "Logit", {"classes": 1}),
+    ("prob:tabby", "Probability", {"classes": 2}),
+    ("probability:4", "Probability", {"classes": 4}),
+    ("contrast:tabby,tiger cat", "Contrast", {"a": 2, "b": 3}),
+    ("contrast:3, 0", "Contrast", {"a": 3, "b": 0}),
+    ("labels:0,goldfish,4", "Labels", {"classes": (0, 1, 4)}),
+])
+def test_target_syntax(value, kind, fields):
+    target = cli._target(_Classes(), value)
+    if kind is None:
+        assert target == fields
+    else:
+        assert type(target).__name__ == kind
+        assert {name: getattr(target, name) for name in fields} == fields
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("contrast:2,2", "with itself"),
+    ("contrast:tabby,tabby", "with itself"),
+    ("contrast:1", "contrast takes two classes"),
+    ("prob:1,2", "prob takes one class"),
+    ("logit:7", "out of range"),
+    ("labels:1,9", "out of range"),
+    ("labels:1,1", "distinct"),
+    ("sigmoid", "model with one output"),
+    ("contrast:tabby,tigger", "Unknown class label 'tigger'"),
+])
+def test_bad_target_syntax_is_refused_before_computing(value, expected):
+    with pytest.raises(ValueError, match=expected):
+        cli._target(_Classes(), value)
+
+
+def test_the_help_documents_every_target_kind(capsys):
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["explain", "--help"])
+    text = capsys.readouterr().out
+    for syntax in ("prob:C", "contrast:A,B", "labels:C1,C2", "logit:C", "sigmoid"):
+        assert syntax in " ".join(text.split())
+
+
+def test_a_contrast_target_reaches_explain_and_titles_the_map(tmp_path, capsys, image, lite0_cli, lite0, monkeypatch):
+    import xai_lab
+    from xai_lab.targets import Contrast
+
+    seen = []
+    real_explain = xai_lab.explain
+
+    def recording_explain(*args, **kwargs):
+        e = real_explain(*args, **kwargs)
+        seen.append((kwargs["target"], e))
+        return e
+
+    monkeypatch.setattr(xai_lab, "explain", recording_explain)
+    out = tmp_path / "f.png"
+    argv = ["explain", str(image), "--method", "saliency", "--target", "contrast:tabby,tiger cat", "--out", str(out)]
+    assert cli.main(argv) == 0 and out.is_file()
+    (target, e), = seen
+    assert isinstance(target, Contrast) and (target.a, target.b) == (lite0.categories.index("tabby"),
+                                                                     lite0.categories.index("tiger cat"))
+    assert e.explained.describe(lite0.categories) == "contrast: logit of tabby - logit of tiger cat"

@@ -57,15 +57,47 @@ def _writable_output(out: str):
     return path
 
 
-def _target(classifier, value: str | None) -> int | None:
-    """``--target``: None, a class index (checked against the classifier's classes) or a label."""
+TARGET_HELP = ("what to explain (default: the predicted class): a class index or label (its logit for gradient "
+               "methods, its probability for perturbation methods); logit:C; prob:C (softmax probability); "
+               "contrast:A,B (logit of A minus logit of B: why A rather than B); labels:C1,C2,... (sum of their "
+               "logits); sigmoid (a model with one output). C, A, B: class indices or labels")
+
+
+def _one_class(categories, value: str) -> int:
+    """A class index (checked against the classes) or a label, as its index."""
     from .targets import check_targets, class_index
+
+    value = value.strip()
+    if value.lstrip("-").isdigit():
+        return int(check_targets(int(value), 1, len(categories), "cpu")[0])
+    return class_index(categories, value)
+
+
+def _target(classifier, value: str | None):
+    """``--target`` (see ``TARGET_HELP``): None, a class index or label (an int), or a target
+    object of :mod:`xai_lab.targets`, checked against the classifier's classes."""
+    import torch
+
+    from .targets import Contrast, Labels, Logit, Probability, Sigmoid
 
     if value is None:
         return None
-    if value.lstrip("-").isdigit():
-        return int(check_targets(int(value), 1, len(classifier.categories), "cpu")[0])
-    return class_index(classifier.categories, value)
+    kind, sep, rest = value.partition(":")
+    kinds = {"logit": Logit, "prob": Probability, "probability": Probability, "contrast": Contrast, "labels": Labels}
+    if not sep and kind.strip().lower() == "sigmoid":
+        target = Sigmoid()
+    elif not sep or kind.strip().lower() not in kinds:
+        return _one_class(classifier.categories, value)
+    else:
+        classes = [_one_class(classifier.categories, c) for c in rest.split(",") if c.strip()]
+        make = kinds[kind.strip().lower()]
+        if make is Contrast and len(classes) != 2:
+            raise ValueError(f"--target {value!r}: contrast takes two classes, contrast:A,B")
+        if make in (Logit, Probability) and len(classes) != 1:
+            raise ValueError(f"--target {value!r}: {kind} takes one class, {kind}:C")
+        target = make(*classes) if make is Contrast else make(classes if make is Labels else classes[0])
+    target.bind(1, len(classifier.categories), lambda: torch.zeros(1, dtype=torch.long))  # checked before computing
+    return target
 
 
 def cmd_explain(args) -> int:
@@ -97,7 +129,7 @@ def cmd_explain(args) -> int:
     for name in names:
         layer = args.layer if _uses_layer(name) else None
         e = explain(classifier, x, method=name, target=target, layer=layer, seed=args.seed)
-        columns[f"{name} ({classifier.categories[int(e.target[0])]})"] = e
+        columns[f"{name} ({e.explained.describe(classifier.categories)})"] = e
     fig = grid([to_image(x[0], classifier)], columns)
     fig.savefig(out, dpi=120, bbox_inches="tight")
     print(f"wrote {out}")
@@ -179,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", help="image file")
     p.add_argument("--method", default="gradcam", help="comma-separated method names (default: gradcam)")
     p.add_argument("--model", default="efficientnet_lite0")
-    p.add_argument("--target", default=None, help="class index or label (default: the predicted class)")
+    p.add_argument("--target", default=None, help=TARGET_HELP)
     p.add_argument("--layer", default=None, help="layer name for the layer methods among --method (default: the "
                    "model's); an error when no method given uses a layer")
     p.add_argument("--seed", type=int, default=0)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from .capture import LayerRecorder, forward_hooks
-from .targets import Target, check_targets, resolve_targets, target_scores
+from .targets import Target, TargetScore, as_target, perturbation_score
 
 
 @dataclass
@@ -41,8 +41,8 @@ class Context:
         self.layer_name, self.layer = layer if layer else (None, None)
         self.generator = generator
         self.progress = progress
-        self._target = target
-        self._targets: torch.Tensor | None = None
+        self._target = as_target(target)
+        self._bound: TargetScore | None = None
         self.forward_images = 0
         self.backward_images = 0
 
@@ -66,28 +66,58 @@ class Context:
         return torch.autograd.grad(outputs.sum(), inputs, **kwargs)
 
     @property
-    def targets(self) -> torch.Tensor:
-        """Target class per image [N]. For ``target=None`` (or a bare model, whose class count is
-        unknown) this costs one counted forward pass, unless the method already called
-        :meth:`scores` on the clean input's logits."""
-        if self._targets is None:
-            if self._target is not None and self.classifier is not None:
-                self._targets = check_targets(self._target, self.n, len(self.classifier.categories), self.device)
+    def target(self) -> TargetScore:
+        """The target bound to the batch (:mod:`xai_lab.targets`): its ``scores`` of any batch of
+        logits laid out as copies of the N images. For a predicted class (``None``), or a bare
+        model (whose class count is unknown), binding costs one counted forward pass, unless the
+        method already called :meth:`scores` on the clean input's logits."""
+        if self._bound is None:
+            if self.classifier is not None and not self._target.needs_prediction:
+                self._bound = self._target.bind(self.n, len(self.classifier.categories), self._predicted, self.device)
             else:
                 with torch.no_grad():
-                    self._targets = resolve_targets(self._target, self.forward(self.x))
-        return self._targets
+                    self._bind(self.forward(self.x))
+        return self._bound
 
-    def scores(self, logits: torch.Tensor, repeats: int = 1) -> torch.Tensor:
-        """Target logits of a batch laid out as ``repeats`` consecutive copies of the N images.
-        With ``repeats == 1`` and ``target=None`` these must be the logits of ``ctx.x``: they fix
-        the predicted classes; for perturbed copies the clean input is classified first."""
-        if self._targets is None:
-            if repeats != 1 and self._target is None:
-                _ = self.targets  # the predicted classes of the clean input: one more forward pass
+    def _predicted(self) -> torch.Tensor:
+        with torch.no_grad():
+            return self.forward(self.x).argmax(dim=1)
+
+    def _bind(self, clean_logits: torch.Tensor) -> None:
+        self._bound = self._target.bind(self.n, clean_logits.shape[1], lambda: clean_logits.detach().argmax(dim=1),
+                                        self.device)
+
+    @property
+    def targets(self) -> torch.Tensor:
+        """The class explained per image [N] (:attr:`TargetScore.explained_classes`: the class of
+        a class index, logit or probability, class a of a contrast, -1 for a target that is no
+        single class)."""
+        return self.target.explained_classes.to(self.device)
+
+    def classes(self, method: str) -> torch.Tensor:
+        """The class per image [N] for a method that needs one class (its decision, its output
+        column); a ``ValueError`` naming ``method`` for a target that is not a single class."""
+        if not self.target.single_class:
+            raise ValueError(f"{method} explains one class per image: give a class index, Logit(c) or Probability(c) "
+                             f"as the target, not {self.target.name!r}")
+        return self.targets
+
+    def scores(self, logits: torch.Tensor, repeats: int = 1, output: str | None = "own") -> torch.Tensor:
+        """The target's scores of a batch laid out as ``repeats`` consecutive copies of the N
+        images. With ``repeats == 1`` and a target that needs the predicted class these must be
+        the logits of ``ctx.x``: they fix the predicted classes; for perturbed copies the clean
+        input is classified first. ``output``: ``"own"`` (the target's own score: a class index's
+        logit) or what :func:`~xai_lab.targets.perturbation_score` reads (``None``: a class
+        index's probability; ``"probability"``; ``"logit"``)."""
+        if self._bound is None:
+            if repeats != 1 and self._target.needs_prediction:
+                _ = self.target  # the predicted classes of the clean input: one more forward pass
             else:
-                self._targets = resolve_targets(self._target, logits[: self.n])
-        return target_scores(logits, self._targets.repeat(repeats))
+                self._bind(logits[: self.n])
+        target = self._bound if output == "own" else perturbation_score(self._bound, output)
+        if logits.shape[0] != repeats * self.n:
+            raise ValueError(f"Got {logits.shape[0]} rows of logits for {repeats} copies of {self.n} images")
+        return target.scores(logits)
 
     def batches(self, total: int, batch_size: int, desc: str = "") -> Iterator[tuple[int, int]]:
         """``(start, k)`` for ``total`` items taken ``batch_size`` at a time, with a progress bar

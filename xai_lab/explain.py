@@ -21,7 +21,7 @@ from .capture import resolve_layer
 from .context import Context, Result
 from .ops import check_input, eval_mode, model_device, model_dtype, normalize_per_image, upsample
 from .registry import MethodSpec, check_options, method_spec
-from .targets import Target, labels_to_indices
+from .targets import ClassIndex, Target, TargetScore, labels_to_indices
 
 _LOCKS: weakref.WeakKeyDictionary[nn.Module, threading.RLock] = weakref.WeakKeyDictionary()
 _LOCKS_GUARD = threading.Lock()
@@ -43,6 +43,11 @@ class Explanation:
     ``saliency`` [N, H, W]: raw values as the method defines them, at input resolution.
     ``layer_map`` [N, h, w]: the map before upsampling (layer methods), else None.
     ``forward_passes``/``backward_passes``: model evaluations per image; ``seconds``: wall time.
+    ``target`` [N]: the class explained per image: the class of a class index, a ``Logit`` or a
+    ``Probability``, class a of a ``Contrast(a, b)``, and -1 for a target that is no single class
+    (``Labels``, ``Sigmoid``, a callable). ``explained``: the target itself, bound to the batch
+    (:mod:`xai_lab.targets`): ``explained.name`` says what score was explained,
+    ``explained.scores(logits)`` recomputes it, and ``target=e.explained`` explains it again.
     """
 
     saliency: torch.Tensor
@@ -54,6 +59,7 @@ class Explanation:
     backward_passes: int = 0
     seconds: float = 0.0
     extras: dict = field(default_factory=dict)
+    explained: TargetScore | None = None
 
     def normalized(self) -> torch.Tensor:
         """Min-max scaled to [0, 1] per image; a constant map becomes all zeros (never NaN)."""
@@ -65,7 +71,9 @@ class Explanation:
     def __repr__(self) -> str:
         n, h, w = self.saliency.shape
         layer = f", layer={self.layer!r}" if self.layer else ""
-        return (f"Explanation(method={self.method!r}{layer}, maps={n}x{h}x{w}, target={self.target.tolist()}, "
+        plain = self.explained is None or type(self.explained) is ClassIndex
+        kind = "" if plain else f" ({self.explained.name})"
+        return (f"Explanation(method={self.method!r}{layer}, maps={n}x{h}x{w}, target={self.target.tolist()}{kind}, "
                 f"passes={self.forward_passes} fwd + {self.backward_passes} bwd, {self.seconds:.3f}s)")
 
 
@@ -75,8 +83,13 @@ def explain(classifier_or_model, x, method: str | Sequence[str] | dict = "gradca
     """Explain the model's score for ``target`` on a preprocessed batch ``x`` with ``method``.
 
     ``classifier_or_model``: a :class:`~xai_lab.models.Classifier` (its ``default_layer`` is used
-    when ``layer`` is None) or a bare ``nn.Module``. ``target``: None (predicted class), an int or
-    one int per image. ``layer``: module name or module, for layer methods. ``seed`` makes
+    when ``layer`` is None) or a bare ``nn.Module``. ``target``: what score to explain
+    (:mod:`xai_lab.targets`): None (the predicted class), a class index or label, one per image,
+    or a target object: ``Logit(c)``, ``Probability(c)``, ``Sigmoid()``, ``Labels([c1, c2])``,
+    ``Contrast(a, b)`` (z_a - z_b), or any callable ``f(logits [M, C]) -> [M]``. A plain class is
+    explained through its logit by gradient methods and through its probability by the methods
+    that read perturbed inputs (as their papers do); a target object through its own score; a
+    method that cannot explain a kind of target says so. ``layer``: module name or module, for layer methods. ``seed`` makes
     stochastic methods reproducible. ``progress``: show progress bars for long methods (default:
     when standard error is a terminal). ``reshape``: a callable turning the layer's output into a
     feature map [N, K, h, w] for models whose layers give token sequences (ViT ``[N, 1 + h*w, C]``
@@ -96,8 +109,8 @@ def explain(classifier_or_model, x, method: str | Sequence[str] | dict = "gradca
         start = time.perf_counter()
         with eval_mode(ctx.model):
             result = spec.fn(ctx, **options)
-            targets = ctx.targets
-        return _explanation(ctx, spec, result, targets, time.perf_counter() - start)
+            _ = ctx.target  # bound (one forward pass for a predicted class if the method made none)
+        return _explanation(ctx, spec, result, time.perf_counter() - start)
 
 
 def _context(classifier_or_model, x, spec: MethodSpec, target, layer, seed, device, progress, reshape=None) -> Context:
@@ -129,7 +142,7 @@ def _context(classifier_or_model, x, spec: MethodSpec, target, layer, seed, devi
     return Context(model, x, target, named_layer, classifier, generator, progress, reshape)
 
 
-def _explanation(ctx: Context, spec: MethodSpec, result: Result, targets: torch.Tensor, seconds: float) -> Explanation:
+def _explanation(ctx: Context, spec: MethodSpec, result: Result, seconds: float) -> Explanation:
     saliency = result.saliency
     if saliency is None:
         if result.layer_map is None:
@@ -137,7 +150,7 @@ def _explanation(ctx: Context, spec: MethodSpec, result: Result, targets: torch.
         saliency = upsample(result.layer_map, ctx.x.shape[-2:])
     return Explanation(
         saliency=saliency.detach().float().cpu(),
-        target=targets.detach().cpu(),
+        target=ctx.targets.detach().cpu(),
         method=spec.name,
         layer=ctx.layer_name,
         layer_map=None if result.layer_map is None else result.layer_map.detach().float().cpu(),
@@ -145,6 +158,7 @@ def _explanation(ctx: Context, spec: MethodSpec, result: Result, targets: torch.
         backward_passes=-(-ctx.backward_images // ctx.n),
         seconds=seconds,
         extras=result.extras,
+        explained=ctx.target,
     )
 
 
@@ -174,10 +188,10 @@ def _explain_many(classifier_or_model, x, methods_, target, layer, seed, device,
             start = time.perf_counter()
             with eval_mode(ctx.model):
                 computed = first.shared.compute(ctx)
-                targets = ctx.targets
+                _ = ctx.target
             shared_seconds = time.perf_counter() - start
             for name in names:
                 start = time.perf_counter()
                 result = specs[name].shared.finish(computed, **requests[name])
-                out[name] = _explanation(ctx, specs[name], result, targets, shared_seconds + time.perf_counter() - start)
+                out[name] = _explanation(ctx, specs[name], result, shared_seconds + time.perf_counter() - start)
     return {name: out[name] for name in requests}

@@ -155,6 +155,10 @@ def cam(ctx: Context, head: str | None = None, relu: bool = False) -> Result:
     channel count equal to the head's ``in_features``. ``relu=False`` by default: the paper's map
     is the signed sum; ``relu=True`` keeps only the positive evidence, as Grad-CAM does.
 
+    A target linear in the logits, score = sum_c v_c z_c (a contrast: v = e_a - e_b; several
+    labels), has the map sum_c v_c M_c: w_c and b_c below are then sum_c v_c w_c and sum_c v_c b_c.
+    A probability, a sigmoid or a callable is not linear in the head: a ``ValueError``.
+
     ``extras``: ``"weights"`` w_c [N, K] (the head's row for each image's target), ``"bias"`` b_c
     [N] (0 without a bias) and ``"contributions"`` [N, K], each channel's part of the score,
     w_ck * mean_ij A_kij: they sum, with b_c, to y_c (the channels that add most to a class are
@@ -171,8 +175,13 @@ def cam(ctx: Context, head: str | None = None, relu: bool = False) -> Result:
     if activations.shape[1] != linear.in_features:
         raise ValueError(f"Layer {ctx.layer_name!r} gives shape {list(activations.shape)} but head {name!r} expects "
                          f"{linear.in_features} channels: CAM needs the feature map that is pooled into the head")
-    weights = linear.weight[ctx.targets].detach()
-    bias = linear.bias[ctx.targets].detach() if linear.bias is not None else torch.zeros_like(weights[:, 0])
+    coefficients = ctx.target.logit_weights(linear.out_features)
+    if coefficients is None:
+        raise ValueError(f"CAM reads the head's weights, so it explains scores linear in the logits (a class index, "
+                         f"Logit, Contrast, Labels of logits), not {ctx.target.name!r}")
+    coefficients = coefficients.to(linear.weight)
+    weights = (coefficients @ linear.weight).detach()
+    bias = (coefficients @ linear.bias).detach() if linear.bias is not None else torch.zeros_like(weights[:, 0])
     extras = {"weights": weights, "bias": bias, "contributions": weights * activations.mean(dim=(2, 3))}
     return Result(layer_map=weighted_sum(activations, weights[:, :, None, None], relu), extras=extras)
 

@@ -14,25 +14,25 @@ from ..registry import register
 OUTPUTS = ("probability", "logit")
 
 
-def target_output(ctx: Context, logits: torch.Tensor, copies: int = 1, output: str = "probability") -> torch.Tensor:
-    """Target probability (``output="probability"``) or logit (``"logit"``) for a batch laid out
-    as ``copies`` consecutive (perturbed) copies of the N images, through ``ctx.scores``: with
-    target=None the classes are those predicted on the clean input (``copies=0``: ``logits`` are
-    the clean input's own, which then fix them at no extra pass)."""
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+def target_output(ctx: Context, logits: torch.Tensor, copies: int = 1, output: str | None = None) -> torch.Tensor:
+    """The score a perturbation method reads, for a batch laid out as ``copies`` consecutive
+    (perturbed) copies of the N images, through ``ctx.scores``: ``output=None`` -> a plain class
+    index's probability or a target object's own score; ``"probability"`` / ``"logit"`` -> that
+    output of the target class (:func:`~xai_lab.targets.perturbation_score`). With a predicted
+    class the classes are those predicted on the clean input (``copies=0``: ``logits`` are the
+    clean input's own, which then fix them at no extra pass)."""
+    if output is not None and output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS} or None (the target's own score), got {output!r}")
     if copies == 0:
-        scores = ctx.scores(logits)
-    elif copies == 1:  # ctx.scores reads repeats=1 as the clean input: pass the copy twice
-        scores = ctx.scores(torch.cat([logits, logits]), repeats=2)[: logits.shape[0]]
-    else:
-        scores = ctx.scores(logits, repeats=copies)
-    return (scores - logits.logsumexp(dim=1)).exp() if output == "probability" else scores
+        return ctx.scores(logits, output=output)
+    if copies == 1:  # ctx.scores reads repeats=1 as the clean input: pass the copy twice
+        return ctx.scores(torch.cat([logits, logits]), repeats=2, output=output)[: logits.shape[0]]
+    return ctx.scores(logits, repeats=copies, output=output)
 
 
 @torch.no_grad()
 def masked_batches(ctx: Context, n_masks: int, make_masks: Callable[[torch.Tensor], torch.Tensor],
-                   fill: torch.Tensor | None = None, batch_size: int = 64, output: str = "probability",
+                   fill: torch.Tensor | None = None, batch_size: int = 64, output: str | None = None,
                    desc: str = "") -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Evaluate ``x_j * m_i + fill_j * (1 - m_i)`` for every mask i and image j, a few masks at a
     time; yields (masks [k, 1 or 3, H, W], target outputs [k, N]) in mask order.
@@ -65,10 +65,13 @@ def window_cover(size: int, window: int, stride: int, device=None) -> torch.Tens
 
 @register("occlusion", family="perturbation")
 def occlusion(ctx: Context, window: int = 16, stride: int = 8, baseline: str | float = "zero", sigma: float = 5.0,
-              batch_size: int = 64, output: str = "probability") -> Result:
+              batch_size: int = 64, output: str | None = None) -> Result:
     """Occlusion (Zeiler & Fergus 2014): a ``window`` x ``window`` patch (all channels) set to the
     ``baseline`` slides with ``stride``; each pixel gets the mean over the windows covering it of
-    f(x) - f(x with the window occluded), f = target probability or logit (``output``).
+    f(x) - f(x with the window occluded), f = the target's score: for a plain class index its
+    probability (``output=None`` or ``"probability"``, the paper's) or its logit (``"logit"``); for
+    a target object (:mod:`xai_lab.targets`: a contrast, a probability, ...) its own score
+    (``output`` then left unset, or naming that same score).
 
     ``baseline``: a name of :func:`~xai_lab.ops.baseline_image` (``"zero"``, ``"black"``,
     ``"mean"``, ``"blur"`` with std ``sigma`` pixels) or a number in model-input units. Same windows,

@@ -48,7 +48,9 @@ def rise_masks(size: tuple[int, int], indices: torch.Tensor, n_masks: int, cells
 
 @register("rise", family="perturbation")
 def rise(ctx: Context, n_masks: int = 4000, cells: int = 7, p: float = 0.5, batch_size: int = 100) -> Result:
-    """RISE (Petsiuk et al. 2018): S = sum_i P_target(x * M_i) M_i / (n_masks * p), with M_i
+    """RISE (Petsiuk et al. 2018): S = sum_i f(x * M_i) M_i / (n_masks * p), f the target's
+    probability for a plain class index (the paper's), a target object's own score otherwise
+    (:func:`~xai_lab.targets.perturbation_score`), with M_i
     random binary ``cells`` x ``cells`` grids (keep probability ``p``) upsampled bilinearly and
     randomly shifted (:func:`rise_masks`). ``x * M`` is taken in model-input units (masked pixels
     become 0 there). All images share the masks; one forward pass per mask (plus one to find
@@ -68,6 +70,6 @@ def rise(ctx: Context, n_masks: int = 4000, cells: int = 7, p: float = 0.5, batc
         return rise_masks(size, idx, n_masks, cells, p, seed).to(ctx.x.dtype)
 
     saliency = torch.zeros(ctx.n, *size, dtype=ctx.x.dtype, device=ctx.device)
-    for m, probs in masked_batches(ctx, n_masks, masks, None, batch_size, "probability", "rise"):
+    for m, probs in masked_batches(ctx, n_masks, masks, None, batch_size, None, "rise"):
         saliency += torch.einsum("kn,khw->nhw", probs, m[:, 0])
     return Result(saliency=saliency / (n_masks * p), extras={"mask_seed": seed})

@@ -33,6 +33,9 @@ def scorecam(ctx: Context, batch_size: int = 32, score: str = "probability", ali
     does (corner-aligned bilinear) instead of with half-pixel centers; the logit softmax is sharp,
     so this detail alone moves its maps (Pearson 0.58-0.94 with the library on EfficientNet-Lite0
     without it).
+    Targets (:mod:`xai_lab.targets`): a plain class index is read as described; with
+    ``score="probability"`` any other target's own score s(x * M_k) is the weight w_k (a
+    contrast gives signed weights); ``score="logit"`` takes a class index or ``Logit`` only.
     ``extras``: ``scores`` [N, K], ``weights`` [N, K]."""
     if score not in ("probability", "logit"):
         raise ValueError(f"score must be 'probability' or 'logit', not {score!r}")
@@ -54,11 +57,12 @@ def scorecam(ctx: Context, batch_size: int = 32, score: str = "probability", ali
             yield ctx.x[index % n] * masks[:, None]
 
     total = -(-k * n // batch_size)
+    outputs = ctx.outputs(masked(), total=total, desc="Score-CAM")
     if score == "probability":
-        scores = ctx.scores(ctx.probabilities(masked(), total=total, desc="Score-CAM"), repeats=k).view(k, n).T
+        scores = ctx.scores(outputs, repeats=k, output=None).view(k, n).T
         weights = torch.where(constant, torch.zeros_like(scores), scores)
     else:
-        scores = ctx.scores(ctx.outputs(masked(), total=total, desc="Score-CAM"), repeats=k).view(k, n).T
+        scores = ctx.scores(outputs, repeats=k, output="logit").view(k, n).T
         weights = torch.softmax(scores, dim=1)
     layer_map = weighted_sum(A, weights[:, :, None, None], relu)
     return Result(layer_map=layer_map, extras={"scores": scores, "weights": weights})
@@ -78,7 +82,8 @@ def _channel_axis(ctx: Context, output: torch.Tensor) -> int:
 def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only: bool = True) -> Result:
     """Ablation-CAM (Desai & Ramaswamy 2020): ReLU(sum_k w_k A_k), w_k = (y_c - y_c^k) / y_c.
 
-    y_c^k is the target logit with channel k of the layer's output set to zero (where y_c is
+    y_c^k is the target score (a class index: its logit; a target object: its own score) with
+    channel k of the layer's output set to zero (where y_c is
     exactly 0 the weights are the drops y_c - y_c^k, unscaled, instead of NaN). The clean
     activations A are recorded once; then the layer's output is replaced by ``batch_size`` copies
     of it with channel k zeroed in copy k, and the rest of the network runs on them.
@@ -122,7 +127,7 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
                 ctx.forward_images += len(channels) - 1  # every ablated copy counts as one pass
             else:
                 logits = ctx.forward(ctx.x[i:i + 1].expand(len(channels), -1, -1, -1))
-            ablated[i, channels] = logits[:, ctx.targets[i]]
+            ablated[i, channels] = ctx.target.scores(logits, images=i)
     drops = y[:, None] - ablated
     weights = torch.where(y[:, None] != 0, drops / torch.where(y[:, None] != 0, y[:, None], 1.0), drops)
     layer_map = weighted_sum(A, weights[:, :, None, None], relu)

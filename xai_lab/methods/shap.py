@@ -22,6 +22,7 @@ from torch import nn
 from ..context import Context, Result
 from ..ops import check_positive, gaussian_blur
 from ..registry import register
+from ..targets import Logit, Probability
 from .gradients import input_gradient
 
 #: Default baseline distribution: blurred copies of each image (sigma in pixels) ...
@@ -55,11 +56,11 @@ def _baselines(ctx: Context, baselines) -> torch.Tensor:
 
 @torch.no_grad()
 def _baseline_scores(ctx: Context, base: torch.Tensor) -> torch.Tensor:
-    """Target logit of every baseline for every image: [B, N] (one forward pass per baseline)."""
+    """Target score of every baseline for every image: [B, N] (one forward pass per baseline)."""
+    _ = ctx.target  # bound on the clean input before any baseline is scored
     scores = []
     for b in base:
-        logits = ctx.forward(b)
-        scores.append(logits.expand(ctx.n, -1).gather(1, ctx.targets[:, None])[:, 0])
+        scores.append(ctx.scores(ctx.forward(b).expand(ctx.n, -1)))
     return torch.stack(scores)
 
 
@@ -178,12 +179,47 @@ def _deep_lift_shap_class():
     return RescaleDeepLiftShap
 
 
+class LinearScore(nn.Module):
+    """``model`` followed by the score sum_c v_c z_c of its logits z (``coefficients`` v [C]), as
+    one output [M, 1]: DeepLIFT passes multipliers through a linear map unchanged, so its
+    attributions of this output are those of the target score."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.coefficients: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        return (logits * self.coefficients.to(logits)).sum(dim=1, keepdim=True)
+
+
+def _linear_target(ctx: Context) -> torch.Tensor | None:
+    """None for a target that is one class's logit (captum's ``target=c``), else the coefficients
+    [N, C] of a target linear in the logits (a contrast, several labels); a target that is not
+    linear in the logits (a probability, a sigmoid, a callable) raises a ``ValueError``."""
+    target = ctx.target
+    if isinstance(target, Logit) and not isinstance(target, Probability):
+        return None
+    with torch.no_grad():
+        num_classes = ctx.forward(ctx.x[:1]).shape[1]
+    coefficients = target.logit_weights(num_classes)
+    if coefficients is None:
+        raise ValueError(f"deep_shap explains scores linear in the logits (a class index, Logit, Contrast, Labels of "
+                         f"logits): DeepLIFT's rules stop at the logits; got {target.name!r}")
+    return coefficients.to(ctx.device)
+
+
 @register("deep_shap", family="gradient")
 def deep_shap(ctx: Context, baselines: torch.Tensor | None = None) -> Result:
     """DeepSHAP (Lundberg & Lee 2017): DeepLIFT rescale attributions (Shrikumar et al. 2017)
     phi(x, b) = (x - b) * m(x, b), with m the rescale multipliers, averaged over the baselines b;
     map = channel sum. Wraps captum's ``DeepLiftShap`` (with the rescale rule extended to ReLU6
     and other elementwise activations); each activation module must be used once per forward.
+
+    A target linear in the logits (``Contrast``, ``Labels`` of logits) is explained through a
+    linear output head appended to the model (:class:`LinearScore`); a probability, a sigmoid or
+    a callable is not (a ``ValueError``).
 
     ``baselines``: tensor [B, 3, H, W], B >= 2; default as ``gradient_shap``'s. By construction
     sum(phi(x, b)) = f(x) - f(b) per baseline: ``extras["delta"]`` [N] is the gap of the average,
@@ -200,14 +236,18 @@ def deep_shap(ctx: Context, baselines: torch.Tensor | None = None) -> Result:
         model = copy.deepcopy(ctx.model)
     except (TypeError, RuntimeError):  # a module that cannot be copied (e.g. it holds a lock): the model itself
         model = ctx.model
-    explainer = _deep_lift_shap_class()(model)
+    coefficients = _linear_target(ctx)
+    explainer = _deep_lift_shap_class()(model if coefficients is None else LinearScore(model))
     targets = ctx.targets
     attributions, deltas = [], []
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"\s*Setting forward, backward hooks")
         for i in range(ctx.n):
             refs = base[:, i if base.shape[1] > 1 else 0]
-            attr, delta = explainer.attribute(ctx.x[i:i + 1].detach().clone(), refs, target=int(targets[i]),
+            if coefficients is not None:
+                explainer.model.coefficients = coefficients[i]
+            attr, delta = explainer.attribute(ctx.x[i:i + 1].detach().clone(), refs,
+                                              target=int(targets[i]) if coefficients is None else 0,
                                               return_convergence_delta=True)
             attributions.append(attr.detach())
             deltas.append(delta.detach())

@@ -18,6 +18,7 @@ import torch
 from ..context import Context, Result
 from ..ops import check_fraction, check_positive
 from ..registry import register
+from ..targets import perturbation_score
 
 SEGMENTATION_DEFAULTS = {
     "quickshift": {"kernel_size": 4, "max_dist": 200, "ratio": 0.2},  # LIME's defaults
@@ -147,7 +148,8 @@ def _per_pixel(segments: np.ndarray, values: dict, device) -> torch.Tensor:
 def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: dict | None = None,
          num_samples: int = 1000, hide_color: float | None = None, batch_size: int = 100) -> Result:
     """LIME (Ribeiro et al. 2016) via ``lime.lime_image``: fit a locally weighted ridge model
-    g(z) = w . z + b (penalty ||w||^2) to the target probability of ``num_samples`` images in
+    g(z) = w . z + b (penalty ||w||^2) to the target's score (a plain class index: its probability,
+    as LIME; a target object of :mod:`xai_lab.targets`: its own score) of ``num_samples`` images in
     which random superpixels are hidden (z in {0,1}^K: which superpixels are kept, each 1 with
     probability 1/2, the first sample all ones), sample weight :func:`lime_kernel` of
     :func:`lime_distances`.
@@ -157,7 +159,7 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
     {superpixel: w}), ``score`` (weighted R^2 of the surrogate per image), ``seeds`` (per image,
     drawn from ``ctx.generator``: LIME's random_state and quickshift's rng), and what the fit
     was made on, per image: ``samples`` (the 0/1 matrix z [num_samples, K]), ``outputs`` (the
-    target probability of each sample [num_samples]) and ``kernel_weights`` (their weights
+    target score of each sample [num_samples]) and ``kernel_weights`` (their weights
     [num_samples]). LIME draws its own progress bar over the samples, whatever ``progress`` says."""
     check_positive("num_samples", num_samples, integer=True)
     check_positive("batch_size", batch_size, integer=True)
@@ -184,26 +186,27 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
             return self.kernel_weights
 
     items, to_model = _images(ctx)
-    targets = ctx.targets.tolist()
+    explained = perturbation_score(ctx.target)  # a class index: its probability; a target object: its own score
 
-    def classifier_fn(batch: np.ndarray) -> np.ndarray:
-        return ctx.probabilities([to_model(batch)], total=1, desc="lime").double().cpu().numpy()
+    def classifier_fn(batch: np.ndarray, image_index: int) -> np.ndarray:
+        logits = ctx.outputs([to_model(batch)], total=1, desc="lime")
+        return explained.scores(logits, images=image_index)[:, None].double().cpu().numpy()
 
     maps, all_segments, weights, scores, fitted = [], [], [], [], {"samples": [], "outputs": [], "kernel_weights": []}
-    for (image, seg_image, seed), target in zip(items, targets):
+    for i, (image, seg_image, seed) in enumerate(items):
         segments = segment(seg_image, segmentation, segmentation_kwargs, seed)
         with seeded(seed):
             explainer = RecordingExplainer(random_state=seed)
             explanation = explainer.explain_instance(
-                image, classifier_fn, labels=(target,), hide_color=hide_color, top_labels=None,
+                image, lambda batch, i=i: classifier_fn(batch, i), labels=(0,), hide_color=hide_color, top_labels=None,
                 num_samples=num_samples, batch_size=batch_size, segmentation_fn=lambda _, segments=segments: segments)
-        w = {int(k): float(v) for k, v in explanation.local_exp[target]}
+        w = {int(k): float(v) for k, v in explanation.local_exp[0]}
         maps.append(_per_pixel(segments, w, ctx.device))
         all_segments.append(torch.as_tensor(segments))
         weights.append(w)
         scores.append(float(explanation.score))
         fitted["samples"].append(explainer.samples)
-        fitted["outputs"].append(explainer.outputs[:, target].copy())  # not a view of all classes
+        fitted["outputs"].append(explainer.outputs[:, 0].copy())
         fitted["kernel_weights"].append(explainer.kernel_weights)
     return Result(saliency=torch.stack(maps).to(ctx.x.dtype),
                   extras={"segments": torch.stack(all_segments), "weights": weights, "score": scores,
@@ -244,7 +247,8 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
     ``xai_lab.metrics.anchors.anchor_precision`` checks an anchor's precision under either
     hiding from fresh samples.
 
-    The decision is "is the argmax the target class": for the predicted class (the default
+    The decision is "is the argmax the target class" (so the target must be one class: a class
+    index, ``Logit(c)`` or ``Probability(c)``; other targets raise a ``ValueError``): for the predicted class (the default
     target) this is the usual anchor of the prediction. slic defaults to alibi's 10 segments.
     Saliency = 1 on the anchor's superpixels, else 0. extras: ``segments`` [N, H, W], ``anchor``
     (superpixel ids per image), ``precision``, ``coverage``, ``seeds``. ``max_anchor_size``
@@ -278,7 +282,7 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
         segmentation_kwargs = {"n_segments": 10, **(segmentation_kwargs or {})}
     items, to_model = _images(ctx)
     maps, all_segments, found, precision, coverage = [], [], [], [], []
-    for (image, seg_image, seed), target in zip(items, ctx.targets.tolist()):
+    for (image, seg_image, seed), target in zip(items, ctx.classes("anchors").tolist()):
         segments = segment(seg_image, segmentation, segmentation_kwargs, seed)
 
         def predictor(batch: np.ndarray, target=target) -> np.ndarray:

@@ -11,6 +11,11 @@ model's output.
 * ``deletion_auc`` / ``insertion_auc`` (Petsiuk et al. 2018, RISE): the target probability as
   pixels are deleted towards a baseline, or inserted into a blurred image, most salient first;
   the normalized area under that curve (trapezoid rule over the fraction 0..1).
+
+Targets (:mod:`xai_lab.targets`): a plain class index (or None, the predicted class) is read
+through its probability, as the papers do; a target object (``Contrast(a, b)``,
+``Probability(c)``, ``Logit(c)``, ``Labels``, ``Sigmoid()``, a callable) through its own score
+(:func:`~xai_lab.targets.perturbation_score`).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import torch
 
 from ..models import unwrap
 from ..ops import baseline_image, check_input, eval_mode
-from ..targets import resolve_targets
+from ..targets import Target, bind_to_logits, labels_to_indices, perturbation_score
 
 DEFAULT_FRACTIONS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
 
@@ -53,20 +58,26 @@ def _check(model_or_classifier, x, saliency, target):
         saliency = saliency[None]
     if saliency.shape != (x.shape[0], *x.shape[-2:]):
         raise ValueError(f"saliency must be [N, H, W] = {[x.shape[0], *x.shape[-2:]]}, got {list(saliency.shape)}")
-    return model, classifier, x, saliency.to(x.device)
+    target = labels_to_indices(target, classifier.categories if classifier is not None else None)
+    return model, classifier, x, saliency.to(x.device), target
 
 
 @torch.no_grad()
-def pixel_perturbation(model, x: torch.Tensor, saliency, target=None, order: str = "morf",
+def pixel_perturbation(model, x: torch.Tensor, saliency, target: Target = None, order: str = "morf",
                        baseline: str | float | torch.Tensor = "black", fractions: Sequence[float] = DEFAULT_FRACTIONS,
                        runner_up: int = 10) -> dict:
     """Remove the ``fractions`` of pixels ranked first by ``saliency`` (MoRF or LeRF) and return,
-    per image and fraction, ``afoc``, ``kl``, ``pcuo`` and ``pcuo_runner_up`` ([N, F] tensors),
-    plus ``fractions``, ``probability`` (p_k), ``target`` and ``runner_up_classes`` ([N, R]: the
-    R = min(``runner_up``, classes - 1) classes with the largest clean logits after the target,
-    in order). A clean logit of exactly 0 makes its PCUO undefined (inf or nan), which is returned
-    as such. All fractions of one image go through the model as one batch."""
-    model, classifier, x, saliency = _check(model, x, saliency, target)
+    per image and fraction ([N, F] tensors): ``score`` s_k, the target's score (a plain class
+    index: its probability p_k), ``afoc`` = |s_k - s| / |s| (for a class index the AFOC of the
+    FullGrad paper, |p_k - p| / p) and ``kl``; then, for a target that is one class per image (a
+    class index, ``Logit``, ``Probability``), ``probability`` (p_k), ``pcuo`` and
+    ``pcuo_runner_up``, and ``runner_up_classes`` ([N, R]: the R = min(``runner_up``, classes - 1)
+    classes with the largest clean logits after the target, in order); these four are left out
+    for other targets (a contrast, several labels, a sigmoid, a callable have no one class). Also
+    ``fractions``, ``target`` (the class per image, -1 for none) and ``explained`` (the bound
+    target). A clean score of exactly 0 makes its AFOC or PCUO undefined (inf or nan), which is
+    returned as such. All fractions of one image go through the model as one batch."""
+    model, classifier, x, saliency, target = _check(model, x, saliency, target)
     if any(not 0 <= f <= 1 for f in fractions):
         raise ValueError("fractions must lie in [0, 1]")
     if isinstance(runner_up, bool) or not isinstance(runner_up, int) or runner_up < 1:
@@ -74,69 +85,83 @@ def pixel_perturbation(model, x: torch.Tensor, saliency, target=None, order: str
     hw = x.shape[-2] * x.shape[-1]
     counts = [round(f * hw) for f in fractions]
     base = baseline_image(x, baseline, classifier)
-    out = {k: [] for k in ("afoc", "kl", "pcuo", "pcuo_runner_up", "probability", "runner_up_classes")}
     with eval_mode(model):
         logits0 = model(x)
-        targets = resolve_targets(target, logits0)
-        n_classes = logits0.shape[1]
-        if n_classes < 2:
+        bound = bind_to_logits(target, logits0)
+        explained = perturbation_score(bound)
+        per_class = bound.single_class
+        if per_class and logits0.shape[1] < 2:
             raise ValueError("pcuo_runner_up needs a model with at least two classes")
-        r = min(runner_up, n_classes - 1)
+        out = {k: [] for k in ("score", "afoc", "kl")}
+        if per_class:
+            out.update({k: [] for k in ("pcuo", "pcuo_runner_up", "probability", "runner_up_classes")})
         for i in range(x.shape[0]):
-            batch = perturbed_batch(x[i], base[i], ranking(saliency[i:i + 1], order)[0], counts)
-            z = model(batch)
-            t = targets[i]
+            z = model(perturbed_batch(x[i], base[i], ranking(saliency[i:i + 1], order)[0], counts))
+            s, s0 = explained.scores(z, images=i), explained.scores(logits0[i:i + 1], images=i)
             p, q = torch.log_softmax(z, 1), torch.log_softmax(logits0[i:i + 1], 1)
-            p0 = q[0, t].exp()
-            out["probability"].append(p[:, t].exp())
-            out["afoc"].append((p[:, t].exp() - p0).abs() / p0)
+            out["score"].append(s)
+            out["afoc"].append((s - s0).abs() / s0.abs())
             out["kl"].append((p.exp() * (p - q)).sum(1))
-            out["pcuo"].append((z[:, t] - logits0[i, t]).abs() / logits0[i, t].abs())
-            others = logits0[i].clone()
-            others[t] = -torch.inf
-            runners = others.topk(r).indices
-            z0 = logits0[i, runners]
-            out["pcuo_runner_up"].append(((z[:, runners] - z0).abs() / z0.abs()).mean(1))
-            out["runner_up_classes"].append(runners)
+            if per_class:
+                _class_measures(out, z, logits0[i], int(bound.explained_classes[i]), p,
+                                min(runner_up, logits0.shape[1] - 1))
     result = {k: torch.stack(v).cpu() for k, v in out.items()}
-    result.update(fractions=torch.tensor(list(fractions)), target=targets.cpu(), order=order)
+    result.update(fractions=torch.tensor(list(fractions)), target=bound.explained_classes.cpu(), order=order,
+                  explained=bound)
     return result
 
 
+def _class_measures(out: dict, z: torch.Tensor, clean: torch.Tensor, t: int, log_p: torch.Tensor, r: int) -> None:
+    """Append p_k, PCUO and PCUO over the ``r`` runner-up classes of class ``t`` for one image."""
+    out["probability"].append(log_p[:, t].exp())
+    out["pcuo"].append((z[:, t] - clean[t]).abs() / clean[t].abs())
+    others = clean.clone()
+    others[t] = -torch.inf
+    runners = others.topk(r).indices
+    z0 = clean[runners]
+    out["pcuo_runner_up"].append(((z[:, runners] - z0).abs() / z0.abs()).mean(1))
+    out["runner_up_classes"].append(runners)
+
+
 def _curve(model, x, saliency, target, order, start, end, step, batch_size):
-    """Target probability while pixels move from ``start`` to ``end`` images in saliency order."""
-    model, classifier, x, saliency = _check(model, x, saliency, target)
+    """The target's score (:func:`~xai_lab.targets.perturbation_score`) while pixels move from
+    ``start`` to ``end`` images in saliency order."""
+    model, classifier, x, saliency, target = _check(model, x, saliency, target)
     hw = x.shape[-2] * x.shape[-1]
     counts = list(range(0, hw, step)) + [hw]
     curves = []
     with torch.no_grad(), eval_mode(model):
-        targets = resolve_targets(target, model(x))
+        bound = bind_to_logits(target, model(x))
+        explained = perturbation_score(bound)
         s = start(x, classifier)
         e = end(x, classifier)
         for i in range(x.shape[0]):
             idx = ranking(saliency[i:i + 1], order)[0]
-            probs = []
+            scores = []
             for j in range(0, len(counts), batch_size):
                 batch = perturbed_batch(s[i], e[i], idx, counts[j:j + batch_size])
-                probs.append(torch.softmax(model(batch), 1)[:, targets[i]])
-            curves.append(torch.cat(probs))
+                scores.append(explained.scores(model(batch), images=i))
+            curves.append(torch.cat(scores))
     fractions = torch.tensor(counts, dtype=torch.float32) / hw
     curves = torch.stack(curves).cpu()
     auc = torch.trapezoid(curves, fractions, dim=1)
-    return {"auc": auc, "curve": curves, "fractions": fractions, "target": targets.cpu()}
+    return {"auc": auc, "curve": curves, "fractions": fractions, "target": bound.explained_classes.cpu(),
+            "explained": bound}
 
 
-def deletion_auc(model, x, saliency, target=None, baseline: str | float = "black", step: int = 224 * 8,
+def deletion_auc(model, x, saliency, target: Target = None, baseline: str | float = "black", step: int = 224 * 8,
                  batch_size: int = 64) -> dict:
     """Deletion (Petsiuk et al. 2018): replace the most salient pixels by ``baseline``, ``step``
-    pixels at a time; ``auc`` [N] of the target probability over the deleted fraction (lower is better)."""
+    pixels at a time; ``auc`` [N] of the target's score (a class index: its probability) over the
+    deleted fraction (lower is better). Also ``curve``, ``fractions``, ``target``, ``explained``."""
     return _curve(model, x, saliency, target, "morf", lambda x, c: x, lambda x, c: baseline_image(x, baseline, c),
                   step, batch_size)
 
 
-def insertion_auc(model, x, saliency, target=None, start: str | float = "blur", step: int = 224 * 8,
+def insertion_auc(model, x, saliency, target: Target = None, start: str | float = "blur", step: int = 224 * 8,
                   batch_size: int = 64) -> dict:
     """Insertion (Petsiuk et al. 2018): start from a blurred image and put the most salient pixels
-    back first; ``auc`` [N] of the target probability over the inserted fraction (higher is better)."""
+    back first; ``auc`` [N] of the target's score (a class index: its probability) over the
+    inserted fraction (higher is better). Also ``curve``, ``fractions``, ``target``, ``explained``."""
     return _curve(model, x, saliency, target, "morf", lambda x, c: baseline_image(x, start, c), lambda x, c: x,
                   step, batch_size)

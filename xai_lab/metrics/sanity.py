@@ -45,6 +45,11 @@ def sanity_check(classifier_or_model, x: torch.Tensor, method: str, target=None,
     [stages, N] (|map| for Spearman as in the paper's "absolute" variant), ``maps`` [stages, N, H, W],
     and the random-target test ``random_target_spearman`` [N]: the map for another (random)
     class against the map for the target (a class-discriminative method gives a low value).
+    ``target``: any target of :mod:`xai_lab.targets`; every stage explains the same score. The
+    random-target test swaps the class of a target that is one class per image (a class index,
+    ``Logit``, ``Probability``: the same kind of score for the other class); for other targets
+    (a contrast, several labels, a sigmoid, a callable) ``random_target`` is None and
+    ``random_target_spearman`` NaN.
     """
     both = sorted(set(options or {}) & set(method_options))
     if both:
@@ -52,7 +57,7 @@ def sanity_check(classifier_or_model, x: torch.Tensor, method: str, target=None,
     options = {**(options or {}), **method_options}
     model, classifier = unwrap(classifier_or_model)
     original = explain(classifier_or_model, x, method=method, target=target, seed=seed, **options)
-    targets = original.target
+    explained = original.explained  # the target bound to the batch: every stage explains the same score
     layers = parameter_layers(model)[::-1]
     if steps is not None:
         cut = np.linspace(0, len(layers), steps + 1).round().astype(int)[1:]
@@ -69,18 +74,12 @@ def sanity_check(classifier_or_model, x: torch.Tensor, method: str, target=None,
         for name in layers[done:end]:
             _reinitialize(modules[name], g)
         done = end
-        e = explain(subject, x, method=method, target=targets, seed=seed, **options)
+        e = explain(subject, x, method=method, target=explained, seed=seed, **options)
         names.append(layers[end - 1])
         maps.append(e.saliency)
         rho.append([spearman(a.abs(), b.abs()) for a, b in zip(original.saliency, e.saliency)])
         sim.append([ssim(a, b) for a, b in zip(original.saliency, e.saliency)])
-    num_classes = len(classifier.categories) if classifier is not None else None
-    if num_classes is None:
-        with torch.no_grad():
-            num_classes = model(x[:1] if x.dim() == 4 else x[None]).shape[1]
-    shift = torch.randint(1, num_classes, (len(targets),), generator=g)
-    other = (targets + shift) % num_classes
-    e_other = explain(classifier_or_model, x, method=method, target=other, seed=seed, **options)
+    other, random_spearman = _random_target(classifier_or_model, x, method, original, g, seed, options)
     return {
         "layers": names,
         "spearman": torch.tensor(rho),
@@ -88,5 +87,23 @@ def sanity_check(classifier_or_model, x: torch.Tensor, method: str, target=None,
         "maps": torch.stack(maps),
         "original": original.saliency,
         "random_target": other,
-        "random_target_spearman": torch.tensor([spearman(a, b) for a, b in zip(original.saliency, e_other.saliency)]),
+        "random_target_spearman": random_spearman,
     }
+
+
+def _random_target(classifier_or_model, x, method, original, g: torch.Generator, seed: int, options: dict):
+    """(random other class [N], Spearman of its map with the original's [N]) for a target that is
+    one class per image (the same kind of score for another class); (None, NaN [N]) otherwise."""
+    explained = original.explained
+    if not explained.single_class:
+        return None, torch.full((len(original),), float("nan"))
+    model, classifier = unwrap(classifier_or_model)
+    targets = original.target
+    num_classes = len(classifier.categories) if classifier is not None else None
+    if num_classes is None:
+        with torch.no_grad():
+            num_classes = model(x[:1] if x.dim() == 4 else x[None]).shape[1]
+    shift = torch.randint(1, num_classes, (len(targets),), generator=g)
+    other = (targets + shift) % num_classes
+    e_other = explain(classifier_or_model, x, method=method, target=type(explained)(other), seed=seed, **options)
+    return other, torch.tensor([spearman(a, b) for a, b in zip(original.saliency, e_other.saliency)])
