@@ -99,6 +99,7 @@ SETTINGS = {
     "input_x_gradient": ({}, "one backward pass"),
     "guided_backprop": ({}, "one backward pass"),
     "deconvnet": ({}, "one backward pass"),
+    "lrp": ({}, "epsilon-plus-flat (flat first layer, z+ convolutions, epsilon dense layers): one backward pass"),
     "smoothgrad": ({"n_samples": 25}, "25 noisy samples (Smilkov et al. 2017 use 50; 25 is the package default)"),
     "integrated_gradients": ({"steps": 50}, "50 steps from a zero baseline (Sundararajan et al. 2017: 20-300)"),
     "gradient_shap": ({"n_samples": 32}, "32 samples (the package default)"),

@@ -415,6 +415,7 @@ FLOORS: dict[str, Floor] = {
     "input_x_gradient": _INPUT,
     "guided_backprop": _INPUT,
     "deconvnet": _INPUT,
+    "lrp": _INPUT,
     "integrated_gradients": Floor("forward + backward to the input of `steps` copies, `batch_size` copies a pass",
                                   _n_copies("steps", ("input",))),
     "smoothgrad": Floor("forward + backward to the input of `n_samples` noisy copies, `batch_size` copies a pass",
@@ -653,6 +654,36 @@ def alibi_peer() -> Peer:
     return Peer(make)
 
 
+def zennit_peer() -> Peer:
+    """zennit's EpsilonPlusFlat composite (ours' default rule) with its batch-norm canonizer, R = y_c
+    at the output. The composite and canonizer are put on the model untimed before each call and
+    taken off after it; the forward and backward pass are timed."""
+
+    def make(b: Bench) -> Candidate:
+        from zennit.attribution import Gradient
+        from zennit.canonizers import SequentialMergeBatchNorm
+        from zennit.composites import EpsilonPlusFlat
+
+        x = b.x.clone()
+        onehot = torch.nn.functional.one_hot(torch.tensor(b.targets, device=x.device), 1000).to(x.dtype)
+        state = {}
+
+        def before():
+            state["attributor"] = Gradient(b.model, EpsilonPlusFlat(canonizers=[SequentialMergeBatchNorm()]))
+            state["attributor"].__enter__()
+
+        def run():
+            return state["attributor"](x, lambda out: onehot * out)[1]
+
+        def after():
+            state.pop("attributor").__exit__(None, None, None)
+
+        return Candidate(run, before, after)
+
+    return Peer(make, note="zennit splits EfficientNet-Lite0's functional residual sums by their gradient "
+                           "(it has no canonizer for them); the work per pass is the same")
+
+
 RELU_ONLY = ("captum overrides the backward of nn.ReLU modules only; EfficientNet-Lite0's rectifiers are "
              "nn.ReLU6 (a Hardtanh), so captum computes the plain gradient here")
 
@@ -684,6 +715,7 @@ PEERS: dict[str, dict[str, Peer]] = {
     "deep_shap": {"captum.DeepLiftShap": captum_peer("DeepLiftShap", baselines=_captum_baselines)},
     "guided_backprop": {"captum.GuidedBackprop": captum_peer("GuidedBackprop", note=RELU_ONLY)},
     "deconvnet": {"captum.Deconvolution": captum_peer("Deconvolution", note=RELU_ONLY)},
+    "lrp": {"zennit.EpsilonPlusFlat": zennit_peer()},
     "cam": {"torchcam.CAM": torchcam_peer("CAM", scores=False, fc_layer="classifier")},
     "gradcam": {"captum.LayerGradCam": captum_peer("LayerGradCam", layer=True, upsample=True, relu_attributions=True),
                 "pytorch_grad_cam.GradCAM": grad_cam_peer("GradCAM"),

@@ -19,6 +19,7 @@ BAD = [
     ("occlusion", "batch_size", [0]),
     ("rise", "n_masks", [0]), ("rise", "cells", [0]), ("rise", "p", [0, 1.5, -0.2]), ("rise", "batch_size", [0]),
     ("lime", "num_samples", [0, -10]), ("lime", "batch_size", [0]),
+    ("lrp", "epsilon", [0, -1e-3, float("nan"), "big"]), ("lrp", "gamma", [-0.5, float("inf"), "big"]),
     ("anchors", "threshold", [0, 1.2]), ("anchors", "p_sample", [0, 1]), ("anchors", "batch_size", [0]),
     ("anchors", "max_anchor_size", [0, -1, 1.5]), ("anchors", "model_batch_size", [0, 2.5]),
     ("anchors", "background_images", [torch.rand(1, 3, 4, 4), torch.rand(1, 1, 8, 8), torch.rand(3, 8, 8),
