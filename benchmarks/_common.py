@@ -157,15 +157,29 @@ def read_results(path) -> tuple[dict, list[dict]]:
     return header["config"], records
 
 
+#: The config entries that may grow when a method is registered after a run began.
+GROWING = ("settings", "variants")
+
+
 def adds_methods(old: dict, new: dict) -> bool:
-    """Whether config ``new`` is ``old`` with methods added to its ``settings`` table and nothing
-    else changed: every method of ``old`` keeps its settings, so ``old``'s records stay valid
-    under ``new`` (a method registered after the run began, e.g.)."""
-    if {k: v for k, v in old.items() if k != "settings"} != {k: v for k, v in new.items() if k != "settings"}:
+    """Whether config ``new`` is ``old`` with methods added and nothing else changed: the
+    ``settings`` table (a dict) and the ``variants`` list may gain entries, every entry of ``old``
+    is kept as it was, every other key is equal. ``old``'s records then stay valid under ``new``."""
+    if {k: v for k, v in old.items() if k not in GROWING} != {k: v for k, v in new.items() if k not in GROWING}:
         return False
-    before, after = old.get("settings"), new.get("settings")
-    return (isinstance(before, dict) and isinstance(after, dict)
-            and all(name in after and after[name] == options for name, options in before.items()))
+    for key in GROWING:
+        before, after = old.get(key), new.get(key)
+        if before == after:
+            continue
+        if isinstance(before, dict) and isinstance(after, dict):
+            if not all(name in after and after[name] == entry for name, entry in before.items()):
+                return False
+        elif isinstance(before, list) and isinstance(after, list):
+            if not set(map(json.dumps, before)) <= set(map(json.dumps, after)):
+                return False
+        else:
+            return False
+    return True
 
 
 class ResultsFile:

@@ -117,3 +117,13 @@ def test_a_config_that_only_adds_methods_continues_the_file(tmp_path):
     config, _, _ = merge_results([other.path, path])
     assert config["settings"] == {"a": {"k": 1}, "b": {}}
     assert merge_results([path, other.path])[0]["settings"] == {"a": {"k": 1}, "b": {}}
+
+
+@pytest.mark.parametrize("old, new, adds", [
+    ({"variants": ["a"], "settings": {"a": 1}}, {"variants": ["a", "b"], "settings": {"a": 1, "b": 2}}, True),
+    ({"variants": ["a", "b"]}, {"variants": ["a"]}, False),
+    ({"variants": ["a"], "n": 1}, {"variants": ["a", "b"], "n": 2}, False),
+    ({"settings": {"a": 1}}, {"settings": [1]}, False),
+])
+def test_adds_methods_lets_the_method_lists_grow_and_nothing_else(old, new, adds):
+    assert common.adds_methods(old, new) is adds
