@@ -380,3 +380,18 @@ def test_one_logit_model_through_a_sigmoid_in_the_metrics():
     assert torch.allclose(out["curve"], curve, atol=1e-6)
     with torch.no_grad():
         assert math.isclose(float(out["curve"][0, 0]), float(torch.sigmoid(model(x))[0, 0]), abs_tol=1e-6)
+
+
+def test_class_labels_inside_target_objects(tiny, tiny_input):
+    from xai_lab.models import Classifier
+
+    names = ["tench", "goldfish", "tabby", "tiger cat", "espresso"]
+    clf = Classifier("toy", tiny, names, "act2", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), head="fc")
+    by_label = xai_lab.explain(clf, tiny_input, method="gradcam", target=Contrast("Tabby", "tiger cat"))
+    by_index = xai_lab.explain(tiny, tiny_input, method="gradcam", target=Contrast(2, 3), layer="act2")
+    assert torch.equal(by_label.saliency, by_index.saliency) and by_label.target.tolist() == [2, 2]
+    assert by_label.explained.describe(names) == "contrast: logit of tabby - logit of tiger cat"
+    labels = xai_lab.explain(clf, tiny_input, method="cam", target=Labels(["tench", 4]))
+    assert labels.explained.classes == (0, 4)
+    out = deletion_auc(clf, tiny_input, torch.rand(2, 8, 8), target=Probability("espresso"), baseline=0.0, step=32)
+    assert out["target"].tolist() == [4, 4]

@@ -41,7 +41,7 @@ Classes = int | str | Sequence[int | str] | torch.Tensor | None
 class TargetScore(abc.ABC):
     """What a map explains: ``scores(logits)`` [M] from the model's outputs [M, C].
 
-    ``name``: what it is, e.g. ``"contrast: logit 3 - logit 5"``. ``explained_classes`` (after
+    ``name``: what it is, e.g. ``"contrast: logit of 3 - logit of 5"``. ``explained_classes`` (after
     :meth:`bind`): one class per image [N], the class the map is for (class a of a contrast),
     -1 where the target is no single class (several labels, a sigmoid, a callable).
     ``single_class``: True where the score is a function of one class's output (a class index, a
@@ -127,18 +127,20 @@ def _rows(images, m: int, n: int | None, device) -> torch.Tensor:
 
 
 def _column(logits: torch.Tensor, classes, images) -> torch.Tensor:
-    """The logit of each row's class: [M]. ``classes``: None (each row's argmax), an int, or [N]."""
+    """The logit of each row's class: [M]. ``classes``: None (each row's argmax), an int, or one
+    per image (a bound target's, checked by :meth:`TargetScore.bind`)."""
     if classes is None:
         index = logits.detach().argmax(dim=1)
-    elif isinstance(classes, int):
+    elif isinstance(classes, int) and not isinstance(classes, bool):
+        if not 0 <= classes < logits.shape[1]:
+            raise ValueError(f"Target class {classes} is out of range: the model has {logits.shape[1]} outputs")
         index = torch.full((logits.shape[0],), classes, dtype=torch.long, device=logits.device)
-    elif isinstance(classes, torch.Tensor) and classes.dim() == 1:
-        index = classes.to(logits.device)[_rows(images, logits.shape[0], len(classes), logits.device)]
+    elif isinstance(classes, (list, tuple, torch.Tensor)) and not any(isinstance(c, str) for c in classes):
+        per_image = torch.as_tensor(classes, device=logits.device).long().flatten()
+        index = per_image[_rows(images, logits.shape[0], len(per_image), logits.device)]
     else:
-        raise TypeError(f"Bind the target first (explain does): classes {classes!r} are not one class per image yet")
-    if (index < 0).any() or (index >= logits.shape[1]).any():
-        bad = int(index[(index < 0) | (index >= logits.shape[1])][0])
-        raise ValueError(f"Target class {bad} is out of range: the model has {logits.shape[1]} outputs")
+        raise TypeError(f"Target classes {classes!r}: give class indices (labels are looked up by explain with a "
+                        "Classifier)")
     return logits.gather(1, index.view(-1, 1)).squeeze(1)
 
 
@@ -273,12 +275,11 @@ class Labels(TargetScore):
     def _index(self, num_classes: int, device) -> torch.Tensor:
         if any(isinstance(c, str) for c in self.classes):
             raise ValueError(f"Labels: class labels {list(self.classes)} need a Classifier (a bare model has no names)")
-        index = torch.as_tensor(self.classes, dtype=torch.long, device=device)
-        bad = index[(index < 0) | (index >= num_classes)]
-        if bad.numel():
-            raise ValueError(f"Target class {int(bad[0])} is out of range: the model has {num_classes} classes "
+        bad = [c for c in self.classes if not 0 <= int(c) < num_classes]
+        if bad:
+            raise ValueError(f"Target class {bad[0]} is out of range: the model has {num_classes} classes "
                              f"(0..{num_classes - 1})")
-        return index
+        return torch.as_tensor(self.classes, dtype=torch.long, device=device)
 
     def scores(self, logits, images=None):
         chosen = logits[:, self._index(logits.shape[1], logits.device)]

@@ -132,7 +132,8 @@ def fullgrad(ctx: Context, normalize: str = "layer", activation_offsets: bool = 
     batch-norm effective biases and, with ``activation_offsets``, the implicit bias of ReLU6/Hardtanh
     clamps (module docstring). Linear layers count in the completeness sum, not in the map.
     ``extras``: ``input_part`` [N, H, W] and ``bias_parts`` {module: [N, h, w] or [N]}, channel sums
-    of the signed parts; ``completeness`` [N], their total, equal to ``score`` [N] for piecewise-linear nets."""
+    of the signed parts; ``completeness`` [N], their total, equal to ``score`` [N] for piecewise-linear nets
+    and a target linear in the logits (a class index, a contrast, several logits; not a probability)."""
     return _fullgrad_result(ctx, False, normalize, activation_offsets)
 
 
