@@ -14,6 +14,7 @@ import xai_lab
 from xai_lab.capture import hook_count
 from xai_lab.methods.lrp import RULES
 from xai_lab.models import Classifier
+from xai_lab.targets import Contrast, Probability
 
 EPS = 1e-6  # the stabilizer of every rule (and the default epsilon)
 
@@ -490,6 +491,20 @@ def test_an_error_in_the_backward_pass_leaves_the_model_as_found(monkeypatch):
     with pytest.raises(ValueError, match="broken rule"):
         xai_lab.explain(model, torch.randn(1, 3, 16, 16), method="lrp", rule="epsilon-plus-flat", target=0)
     _assert_as_found(model, before)
+
+
+def test_a_contrast_is_the_difference_of_the_class_maps_and_conserved(tiny, tiny_input):
+    options = {"method": "lrp", "rule": "epsilon-plus-flat"}
+    a = xai_lab.explain(tiny, tiny_input, target=3, **options).extras["attribution"]
+    b = xai_lab.explain(tiny, tiny_input, target=1, **options).extras["attribution"]
+    c = xai_lab.explain(tiny, tiny_input, target=Contrast(3, 1), **options)
+    assert torch.allclose(c.extras["attribution"], a - b, atol=1e-6)
+    with torch.no_grad():
+        logits = tiny(tiny_input)
+    assert torch.allclose(c.extras["score"], logits[:, 3] - logits[:, 1])
+    with pytest.raises(ValueError, match="linear in the logits"):
+        xai_lab.explain(tiny, tiny_input, target=Probability(3), **options)
+    assert hook_count(tiny) == 0
 
 
 def test_bad_options_name_themselves(tiny, tiny_input):

@@ -4,16 +4,17 @@ Non-Linear Classifier Decisions by Layer-Wise Relevance Propagation"; Montavon e
 
 The target score y_c is the relevance of the output, R = y_c, and every layer hands its
 relevance down to its inputs by a rule, so that (without biases) the relevance of every layer
-sums to y_c. For a linear layer z_k = sum_j a_j w_jk + b_k (convolution or dense), with s(z) =
-z + eps * sign(z) (sign(0) = +1) and t+ = max(t, 0), t- = min(t, 0):
+sums to y_c. For a linear layer z_k = sum_j a_j w_jk + b_k (convolution or dense), with
+contributions z_jk = a_j w_jk, s(z) = z + eps * sign(z) (sign(0) = +1), t+ = max(t, 0) and
+t- = min(t, 0):
 
-* epsilon:   R_j = sum_k a_j w_jk / s(z_k) R_k  (eps = ``epsilon``; eps -> 0 is gradient x input)
-* gamma:     w -> w + gamma w+ (and b -> b + gamma b+) where the contribution a_j w_jk > 0 ...
-  for z_k > 0, and w -> w + gamma w- for z_k < 0 (the generalized rule for signed inputs of
-  Andeol et al. 2021, as zennit's ``Gamma``): R_j = sum_k a_j rho(w_jk) / s(sum_j a_j rho(w_jk) + rho(b_k)) R_k
-* zplus:     R_j = sum_k (a_j w_jk)+ / s(sum_j (a_j w_jk)+ + b_k+) R_k  (alpha=1, beta=0)
-* alphaXbetaY: R_j = sum_k [alpha (a_j w_jk)+ / s(z_k+) - beta (a_j w_jk)- / s(z_k-)] R_k,
-  z_k+ = sum_j (a_j w_jk)+ + b_k+, z_k- = sum_j (a_j w_jk)- + b_k-, alpha - beta = 1
+* epsilon:   R_j = sum_k z_jk / s(z_k) R_k  (eps = ``epsilon``; eps -> 0 is gradient x input)
+* gamma:     for z_k > 0, R_j = sum_k (z_jk + gamma z_jk+) / s(sum_j (z_jk + gamma z_jk+) + b_k + gamma b_k+) R_k,
+  for z_k < 0 the same with z_jk- and b_k- (Montavon et al. 2019, generalized to signed inputs
+  as in Andeol et al. 2021 and zennit's ``Gamma``)
+* zplus:     R_j = sum_k z_jk+ / s(sum_j z_jk+ + b_k+) R_k  (alpha=1, beta=0)
+* alpha-beta: R_j = sum_k [alpha z_jk+ / s(z_k+) - beta z_jk- / s(z_k-)] R_k,
+  z_k+ = sum_j z_jk+ + b_k+, z_k- = sum_j z_jk- + b_k-, alpha - beta = 1
 * flat (first layer only; Lapuschkin et al. 2019): R_i = sum_k 1 / s(#inputs of k) R_k, every
   input of output k's receptive field (padding excluded) gets an equal share
 * box, z^B (first layer only; Montavon et al. 2017): with l <= x <= h the input range,
@@ -21,35 +22,38 @@ z + eps * sign(z) (sign(0) = +1) and t+ = max(t, 0), t- = min(t, 0):
 
 Composites give convolutions and dense layers different rules ("epsilon-plus-flat": flat for
 the first layer, zplus for the other convolutions, epsilon for dense layers; Kohlbrenner et al.
-2020, "Towards Best Practice in Explaining Neural Network Predictions with LRP").
+2020, "Towards Best Practice in Explaining Neural Network Predictions with LRP"). Every rule
+but epsilon stabilizes with :data:`STABILIZER`.
 
 How it is computed: the "modified gradient" form (as in zennit, whose design of rules as hooks
 this follows). Every tensor t carries c_t with R_t = t * c_t; the backward pass of autograd
 computes c from the output (c = 1 at the target logit, so R = y_c) to the input, and every
 layer with a rule back-propagates c_in = R_in / a instead of its gradient (a custom autograd
-function whose backward evaluates the rule). Everything else keeps its gradient, which is
-already the right rule in this form: a sum z = a + b gives R_a = a c_z, R_b = b c_z, a split by
-contribution (R_a / R_b = a / b) that conserves R_z = z c_z exactly (residual connections, also
-functional ``x + y`` in a forward method); a ReLU gives R_in = R_out; max pooling gives all
-relevance to the maximum; flattening and dropout in eval mode pass it on. Further:
+function whose backward evaluates the rule; a first-layer rule hands back R itself). The rest
+keeps its gradient, which is already LRP's rule in this form: a ReLU gives R_in = R_out, max
+pooling gives all relevance to the maximum, flattening and dropout in eval mode pass it on.
+Further:
 
 * batch norm (eval mode) right after a convolution or dense layer is folded into it,
   w' = w gamma / sqrt(var + eps), b' = (b - mean) gamma / sqrt(var + eps) + beta, and the rule
-  applies to the folded layer (the model itself is never changed: the rule is computed from
-  folded copies of the parameters); a batch norm elsewhere passes relevance through, R_in = R_out;
+  applies to the folded layer (the model is never changed: the rule is computed from folded
+  copies of the parameters); a batch norm elsewhere passes relevance through, R_in = R_out;
 * ReLU6 and any ``nn.Hardtanh`` pass relevance through like a ReLU, R_in = R_out, also where the
-  clamp is active (input above 6), where the gradient would be 0: the clamp is read as part of
-  the rectifier, as zennit's ``Pass`` rule does (LRP defines no rule of its own for it);
-* average pooling (``AvgPool``, ``AdaptiveAvgPool``): R_j = a_j / (n s(z)) R, the epsilon rule
-  with the stabilizer (zennit's ``Norm``);
+  clamp is active (input above 6) and the gradient would be 0: the clamp is read as part of the
+  rectifier, as zennit's ``Pass`` rule does (LRP defines no rule of its own for it);
+* sums z = a + b of two activations (residual connections, written ``a + b``, ``torch.add`` or
+  ``a += b``; :class:`SplitSums`) split relevance by contribution, R_a = a / s(z) R_z;
+* average pooling (``AvgPool``, ``AdaptiveAvgPool``): R_j = a_j / (n s(z)) R, the same rule;
 * depthwise and grouped convolutions: the rules apply per group (the folded layer is evaluated
   by the module's own forward, so padding written in ``forward`` is kept).
 
-Where this follows the papers and zennit differs: zennit needs its ``ResNetCanonizer`` to split
-torchvision's in-place residual additions (without it, autograd hands each summand the whole
-relevance, which doubles it); here every addition is split by contribution with no canonizer.
-Zennit's split divides by s(z), this one by z itself: in the c form no division is needed (the
-epsilon of the paper only guards that division), so the two differ by the factor z / s(z).
+Where zennit differs: (1) its batch-norm canonizer folds the statistics into the layer but
+leaves the batch norm with its eps, so the canonized model divides by sqrt(1 + eps) once more
+per batch norm (relevance about eps / 2 smaller per batch norm); here the whole batch norm is
+folded and the model's function is kept. (2) It splits a residual sum only with its
+``ResNetCanonizer`` (torchvision's ResNets); other sums (EfficientNet's functional ``x + y``)
+get their gradient there, which hands each summand the whole relevance. Here every sum of two
+activations is split, with no canonizer. With the canonizers and eps = 0 the maps are equal.
 
 Relevance is not conserved where biases take a share (epsilon, gamma, alpha-beta, zplus: the
 bias' share b_k / s(z_k) R_k of each output stays with the bias; folded batch norms are biases),
@@ -286,13 +290,12 @@ class SplitSums(TorchFunctionMode):
 @dataclass(frozen=True)
 class Composite:
     """Which rule each layer gets: ``first`` for the first convolution or dense layer of the
-    forward pass (None: the layer's own rule), ``conv`` for convolutions, ``dense`` for dense layers.
-    ``first_returns_relevance``: the first-layer rule returns R_in itself (flat, box)."""
+    forward pass (None: the layer's own rule; a first-layer rule returns R_in itself), ``conv``
+    for convolutions, ``dense`` for dense layers."""
 
     first: Callable | None
     conv: Callable
     dense: Callable
-    first_returns_relevance: bool = False
 
 
 #: The rule names of the ``rule`` option.
@@ -310,13 +313,13 @@ def composite(name: str, epsilon: float, gamma: float, low: torch.Tensor | None 
     if name in single:
         return Composite(None, single[name], single[name])
     if name == "epsilon-plus-flat":
-        return Composite(flat_rule, zplus, eps, first_returns_relevance=True)
+        return Composite(flat_rule, zplus, eps)
     if name == "epsilon-plus":
         return Composite(None, zplus, eps)
     if name == "epsilon-alpha2beta1":
         return Composite(None, single["alpha2beta1"], eps)
     if name == "epsilon-gamma-box":
-        return Composite(box_rule(low, high), gamma_rule(gamma), eps, first_returns_relevance=True)
+        return Composite(box_rule(low, high), gamma_rule(gamma), eps)
     raise ValueError(f"rule must be one of {', '.join(RULES)}; got {name!r}")
 
 
@@ -407,8 +410,12 @@ def relevance(ctx: Context, rules: Composite) -> tuple[torch.Tensor, torch.Tenso
     with torch.enable_grad(), forward_hooks(layers, hooks.layer), forward_hooks(norms, hooks.batch_norm), \
             forward_hooks(clamps, hooks.keep_input, pre=True), forward_hooks(clamps, hooks.clamp), \
             forward_hooks(pools, hooks.average_pool), SplitSums():
-        scores = ctx.scores(ctx.forward(x))
+        logits = ctx.forward(x)
+        scores = ctx.scores(logits)
     hooks.pending.clear()
+    if ctx.target.logit_weights(logits.shape[1]) is None:
+        raise ValueError(f"lrp hands the score down from the logits, so it explains scores linear in the logits (a "
+                         f"class index, Logit, Contrast, Labels of logits), not {ctx.target.name!r}")
     if not scores.requires_grad:
         raise RuntimeError("The target score does not depend on the input through operations autograd can follow")
     with torch.enable_grad():
@@ -430,8 +437,10 @@ def lrp(ctx: Context, rule: str = "epsilon-plus-flat", epsilon: float = 1e-6, ga
     ``gamma``: gamma of the gamma rule (>= 0). Batch norm is folded into the layer before it,
     ReLU6 passes relevance like a ReLU, sums split it by contribution (module docstring).
 
-    ``extras["attribution"]``: R [N, C, H, W], which sums to y_c up to the biases' share;
-    ``extras["score"]``: y_c [N]. One forward and one backward pass."""
+    The target may be any score linear in the logits, y = sum_c w_c z_c (a contrast, several
+    labels): the logits get R_c = w_c z_c, and the map is linear in w (a contrast's map is the
+    difference of the class maps). ``extras["attribution"]``: R [N, C, H, W], which sums to y
+    up to the biases' share; ``extras["score"]``: y [N]. One forward and one backward pass."""
     _check_rule(rule)
     check_positive("epsilon", epsilon)
     check_positive("gamma", gamma, allow_zero=True)
