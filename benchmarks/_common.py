@@ -281,7 +281,8 @@ def environment() -> dict:
             return None
 
     versions = {}
-    for package in ("torch", "torchvision", "numpy", "captum", "grad-cam", "lime", "alibi", "ray", "xai_lab"):
+    for package in ("torch", "torchvision", "numpy", "captum", "grad-cam", "torchcam", "zennit", "quantus", "lime", "alibi",
+                    "ray", "xai_lab"):
         try:
             versions[package] = version(package)
         except PackageNotFoundError:
