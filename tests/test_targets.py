@@ -395,3 +395,13 @@ def test_class_labels_inside_target_objects(tiny, tiny_input):
     assert labels.explained.classes == (0, 4)
     out = deletion_auc(clf, tiny_input, torch.rand(2, 8, 8), target=Probability("espresso"), baseline=0.0, step=32)
     assert out["target"].tolist() == [4, 4]
+
+
+def test_fullgrad_is_complete_for_a_contrast(tiny, tiny_input):
+    """A ReLU network and a score linear in the logits: input part + bias parts = the score."""
+    target, score = KINDS["contrast"]
+    e = xai_lab.explain(tiny, tiny_input, method="fullgrad", target=target)
+    with torch.no_grad():
+        expected = score(tiny(tiny_input))
+    assert torch.allclose(e.extras["score"], expected, atol=1e-6)
+    assert torch.allclose(e.extras["completeness"], expected, atol=1e-5)
