@@ -909,6 +909,7 @@ def read_earlier(parser, args) -> dict | None:
     now = {"device": args.device, "threads": torch.get_num_threads(), "repeats": args.repeats, "warmup": args.warmup,
            "budget_seconds": args.budget, "quick": args.quick,
            "memory_format": "channels_last" if args.channels_last else "contiguous (NCHW)"}
+    earlier.setdefault("budget_seconds", 0.0)  # runs from before --budget timed exactly --repeats rounds
     differ = [f"{k} {earlier.get(k)!r} there, {v!r} here" for k, v in now.items() if earlier.get(k) != v]
     if differ:
         parser.error(f"--append: {path} was measured otherwise: {'; '.join(differ)}")

@@ -169,3 +169,19 @@ def test_cheap_calls_get_as_many_rounds_as_fit_the_budget(speed):
     timings = time_interleaved(sleeps, repeats=3, warmup=1, budget_seconds=0.1)
     assert 3 < len(timings["a"].times) == len(timings["b"].times) <= 20
     assert len(time_interleaved(sleeps, repeats=3, warmup=0, budget_seconds=0.1)["a"].times) == 3
+
+
+def test_a_table_from_before_the_budget_counts_as_budget_zero(speed, tmp_path, capsys):
+    import json
+
+    base = ["--quick", "--repeats", "1", "--warmup", "0", "--threads", "1", "--out", str(tmp_path), "--batch-sizes", "1"]
+    speed.main(base + ["--methods", "random", "--budget", "0"])
+    path = tmp_path / "speed.json"
+    old = json.loads(path.read_text())
+    del old["budget_seconds"]
+    path.write_text(json.dumps(old))
+    assert [r["method"] for r in speed.main(base + ["--methods", "sobel", "--budget", "0", "--append"])["rows"]] == \
+        ["random", "sobel"]
+    with pytest.raises(SystemExit):
+        speed.main(base + ["--methods", "sobel", "--append"])
+    assert "budget_seconds 0.0 there, 10.0 here" in capsys.readouterr().err
