@@ -1,0 +1,95 @@
+"""benchmarks/metric_trust.py on three toy 224-pixel images with a classifier that sees only the
+mark: the files it writes, a run continued after a limit equal to one run, methods added later,
+clear errors for bad arguments."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from xai_lab import Classifier
+from xai_lab.data import ImageRecord
+from xai_lab.models import msld
+
+from ..experiments.test_metric_trust import MagentaDetector
+from .scripts import benchmark_module
+
+SMALL = ["--quick", "--metrics", "sparseness,deletion", "--resamples", "100", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    return benchmark_module("metric_trust")
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """A mark detector and three gray noise images (two Monkeypox patients, one Others)."""
+    folder = tmp_path_factory.mktemp("toy_trust_cli")
+    rng = np.random.default_rng(1)
+    records = []
+    for k, (patient, label) in enumerate((("P1", "Monkeypox"), ("P2", "Monkeypox"), ("P3", "Others"))):
+        path = folder / f"{patient}_{k}.png"
+        Image.fromarray(rng.integers(80, 176, (224, 224, 3), dtype=np.uint8)).save(path)
+        records.append(ImageRecord(path=path, label=label, patient_id=patient, image_id=path.stem))
+    classifier = Classifier("magenta", MagentaDetector(), list(msld.CATEGORIES), "act", (0.5,) * 3, (0.5,) * 3)
+    return classifier, records
+
+
+def _records(path):
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    return {(r["image"], r["method"]): {k: v for k, v in r.items() if k not in ("seconds", "cpu_seconds")}
+            for r in lines[1:]}
+
+
+def test_a_quick_run_writes_records_summary_and_provenance(bench, toy, tmp_path, capsys):
+    classifier, records = toy
+    summary = bench.main(SMALL + ["--out", str(tmp_path)], classifier=classifier, records=records)
+    printed = capsys.readouterr().out
+    assert summary["coverage"] == {"images_planned": 2, "images_started": 2, "images_with_every_method": 2,
+                                   "records": 6}
+    assert list(summary["config"]["settings"]) == ["gradcam", "saliency", "random"]
+    assert summary["config"]["metric_settings"]["faithfulness_runs"] == 20          # the quick settings
+    assert set(summary["trust"]) == {"sparseness", "deletion"}
+    deletion = summary["trust"]["deletion"]
+    assert deletion["better"] == "lower" and -1 <= deletion["spearman"]["low"] <= deletion["spearman"]["high"] <= 1
+    assert deletion["truth_order"][-1] == "random"     # the maps of a mark detector lie on the mark, random's not
+    assert summary["truth"]["saliency"]["value"] == pytest.approx(1.0) == summary["truth"]["gradcam"]["value"]
+    assert "deletion AUC" in printed and "2 of 2 images with every method" in printed
+    provenance = json.loads((tmp_path / "provenance.json").read_text())
+    assert provenance["runs"][0]["jobs_run"] == 6 and provenance["runs"][0]["command"].startswith(
+        "python benchmarks/metric_trust.py --quick") and provenance["machine"] and provenance["commit"]
+    assert json.loads((tmp_path / "summary.json").read_text()) == summary
+
+
+def test_a_continued_run_equals_one_run_and_methods_can_be_added(bench, toy, tmp_path):
+    classifier, records = toy
+    one = tmp_path / "one"
+    bench.main(SMALL + ["--out", str(one)], classifier=classifier, records=records)
+    parts = tmp_path / "parts"
+    bench.main(SMALL + ["--out", str(parts), "--limit", "4"], classifier=classifier, records=records)
+    assert len(_records(parts / "records.jsonl")) == 4
+    bench.main(SMALL + ["--out", str(parts)], classifier=classifier, records=records)
+    assert _records(parts / "records.jsonl") == _records(one / "records.jsonl")
+    more = bench.main(SMALL + ["--out", str(parts), "--methods", "gradcam,saliency,random,sobel"], classifier=classifier,
+                      records=records)
+    assert more["coverage"]["records"] == 8 and "sobel" in more["truth"]
+    provenance = json.loads((parts / "provenance.json").read_text())
+    assert [r["jobs_run"] for r in provenance["runs"]] == [4, 2, 2]
+    with pytest.raises(SystemExit, match=r"other settings \(metrics differ\)"):
+        bench.main(["--quick", "--metrics", "sparseness", "--methods", "gradcam,saliency,random,sobel", "--out",
+                    str(parts)], classifier=classifier, records=records)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--metrics", "sparsity"], "Unknown metric 'sparsity'"),
+    (["--metrics", "sparseness,sparseness"], "names a metric twice"),
+    (["--methods", "gradcam"], "at least two different names"),
+    (["--methods", "gradcamm,random"], "Did you mean gradcam"),
+    (["--classes", "Measles"], "--classes: MSLD classes"),
+    (["--n", "0"], "must be at least 1"),
+])
+def test_argument_errors_are_clear(bench, capsys, argv, message):
+    with pytest.raises(SystemExit) as e:
+        bench.main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
