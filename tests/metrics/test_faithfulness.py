@@ -8,6 +8,7 @@ from torch import nn
 import xai_lab
 from xai_lab.metrics import faithfulness_correlation
 from xai_lab.metrics.faithfulness import random_subsets
+from xai_lab.targets import Contrast, Labels, Logit, Probability, Sigmoid
 
 from .toy_cnn import ToyCNN, toy_inputs
 
@@ -132,3 +133,93 @@ def test_quantus_removes_single_channels_and_gives_nan_for_constant_drops(toy, m
     assert np.isnan(theirs).all()
     ours = faithfulness_correlation(model, blank, maps, subset_size=20, runs=5, baseline=0.0)["correlation"]
     assert torch.equal(ours, torch.zeros(len(x), dtype=torch.float64))
+
+
+# Every target kind (xai_lab.targets).
+
+class TwoLinear(nn.Module):
+    """Logits [w0 . x, w1 . x + 1, 0]: the contrast of class 0 with class 1 is (w0 - w1) . x - 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(3), dtype=torch.float64))
+
+    def forward(self, x):
+        a, b = (x[:, None] * self.w).sum((2, 3, 4)).unbind(1)
+        return torch.stack([a, b + 1, torch.zeros_like(a)], 1)
+
+
+def test_exact_attribution_of_a_linear_contrast_correlates_perfectly(linear):
+    _, x = linear
+    model = TwoLinear()
+    exact = ((model.w[0] - model.w[1]) * x).sum(1).detach()  # g_i = sum_c (w0 - w1)_ci (x_ci - 0)
+    out = faithfulness_correlation(model, x, exact, target=Contrast(0, 1), subset_size=10, runs=20, baseline=0.0)
+    torch.testing.assert_close(out["attribution_sums"], out["score_drops"], rtol=0, atol=1e-12)
+    torch.testing.assert_close(out["correlation"], torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-12)
+    class_0 = faithfulness_correlation(model, x, exact, target=0, subset_size=10, runs=20, baseline=0.0)
+    assert (class_0["correlation"] < 0.9).all()  # the map of the contrast is not class 0's
+
+
+def _drops_by_hand(model, x, subsets, score):
+    """f(x) - f(x_S) [N, runs] with the pixels of each subset set to 0 in every channel."""
+    drops = []
+    for i, image in enumerate(x):
+        perturbed = []
+        for subset in subsets[i]:
+            mask = torch.zeros(x.shape[-2] * x.shape[-1], dtype=torch.bool)
+            mask[subset] = True
+            perturbed.append(torch.where(mask.view(x.shape[-2:]), 0.0, image))
+        drops.append(score(model(image[None]), i) - score(model(torch.stack(perturbed)), i))
+    return torch.stack(drops).detach().double()
+
+
+def test_faithfulness_with_a_contrast_and_a_probability_by_hand(toy):
+    model, x, maps = toy
+    size, runs, seed = 60, 12, 4
+    subsets = random_subsets(len(x), 1024, size, runs, torch.Generator().manual_seed(seed))
+    sums = torch.stack([maps[i].flatten().double()[subsets[i]].sum(1) for i in range(len(x))])
+    b = [1, 0, 4, 3, 1, 0]
+    predicted = model(x).argmax(1)
+    cases = {Contrast(2, b): lambda z, i: z[:, 2] - z[:, b[i]],
+             Probability(): lambda z, i: z.softmax(1)[:, predicted[i]]}
+    for target, score in cases.items():
+        out = faithfulness_correlation(model, x, maps, target=target, subset_size=size, runs=runs, baseline=0.0,
+                                       seed=seed)
+        drops = _drops_by_hand(model, x, subsets, score)
+        torch.testing.assert_close(out["score_drops"], drops, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out["attribution_sums"], sums)
+        by_hand = torch.stack([torch.corrcoef(torch.stack([s, d]))[0, 1] for s, d in zip(sums, drops)])
+        torch.testing.assert_close(out["correlation"], by_hand, rtol=0, atol=1e-5)
+        assert out["correlation"].std() > 0.01
+    assert out["target"].tolist() == predicted.tolist()
+
+
+def test_faithfulness_class_index_reads_the_logit_and_target_objects_their_own_score(toy):
+    model, x, maps = toy
+    settings = dict(subset_size=40, runs=8, baseline=0.0, seed=2)
+    plain = faithfulness_correlation(model, x, maps, target=3, **settings)
+    logit = faithfulness_correlation(model, x, maps, target=Logit(3), **settings)
+    assert torch.equal(plain["score_drops"], logit["score_drops"])
+    labels = faithfulness_correlation(model, x, maps, target=Labels([0, 3]), **settings)
+    class_0 = faithfulness_correlation(model, x, maps, target=0, **settings)
+    float32 = dict(rtol=1e-5, atol=1e-6)  # float32 logits
+    torch.testing.assert_close(labels["score_drops"], class_0["score_drops"] + plain["score_drops"], **float32)
+    halved = faithfulness_correlation(model, x, maps, target=lambda z: z[:, 3] / 2, **settings)
+    torch.testing.assert_close(halved["score_drops"], plain["score_drops"] / 2, **float32)
+    torch.testing.assert_close(halved["correlation"], plain["correlation"], **float32)
+    assert labels["target"].tolist() == [-1] * len(x)
+
+
+def test_faithfulness_bad_target_kinds(toy):
+    model, x, maps = toy
+    settings = dict(subset_size=5, runs=2, baseline=0.0)
+    with pytest.raises(TypeError, match="target must be"):
+        faithfulness_correlation(model, x, maps, target=True, **settings)
+    with pytest.raises(ValueError, match="one output"):
+        faithfulness_correlation(model, x, maps, target=Sigmoid(positive=False), **settings)
+    with pytest.raises(ValueError, match="out of range"):
+        faithfulness_correlation(model, x, maps, target=Contrast(0, 5), **settings)
+    with pytest.raises(ValueError, match="Classifier"):
+        faithfulness_correlation(model, x, maps, target="cat", **settings)
+    with pytest.raises(TypeError, match="floating-point"):
+        faithfulness_correlation(model, x, maps, target=lambda z: z.argmax(1), **settings)

@@ -5,6 +5,8 @@ from torch import nn
 
 import xai_lab
 from xai_lab.metrics import random_logit
+from xai_lab.models import Classifier
+from xai_lab.targets import ClassIndex, Contrast, Labels, Logit, Probability, Sigmoid
 
 from .toy_cnn import NO_NORMALIZATION, ToyCNN, toy_inputs
 
@@ -101,3 +103,67 @@ def test_quantus_default_ssim_is_one_dimensional_and_unscaled():
     np.testing.assert_allclose(theirs, ours["similarity"].numpy(), rtol=0, atol=1e-6)
     default, _ = _quantus(x)
     assert np.abs(default - ours["similarity"].numpy()).max() > 0.05
+
+
+# Every target kind (xai_lab.targets): one class per image, or a clear refusal.
+
+def _input_x_gradient(model, x, score):
+    """sum over channels of x * d score / d x, by autograd; ``score(logits)`` -> [N]."""
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(score(model(x)).sum(), x)
+    return (x * grad).sum(1).detach()
+
+
+def _pearson(a, b):
+    return torch.stack([torch.corrcoef(torch.stack([u.flatten(), v.flatten()]))[0, 1] for u, v in zip(a, b)]).double()
+
+
+def test_random_logit_with_a_probability_and_a_logit_by_hand():
+    """Probability(t) is compared with Probability(o) for the same random o as a class index draws;
+    Logit(t) with Logit(o)."""
+    model, x = ToyCNN(), toy_inputs(4)
+    rows = torch.arange(4)
+    predicted = model(x).argmax(1)
+    other = (predicted + torch.randint(1, 5, (4,), generator=torch.Generator().manual_seed(2))) % 5
+    out = random_logit(model, x, "input_x_gradient", target=Probability(), similarity="pearson", seed=2)
+    assert torch.equal(out["target"], predicted) and torch.equal(out["other"], other)
+    maps = _input_x_gradient(model, x, lambda z: z.softmax(1)[rows, predicted])
+    other_maps = _input_x_gradient(model, x, lambda z: z.softmax(1)[rows, other])
+    torch.testing.assert_close(out["maps"], maps)
+    torch.testing.assert_close(out["other_maps"], other_maps)
+    torch.testing.assert_close(out["similarity"], _pearson(maps, other_maps), rtol=0, atol=1e-5)
+    assert type(out["other_explained"]) is Probability and type(out["explained"]) is Probability
+    logit = random_logit(model, x, "input_x_gradient", target=Logit([4, 3, 2, 1]), other=0, similarity="pearson")
+    maps = _input_x_gradient(model, x, lambda z: z[rows, torch.tensor([4, 3, 2, 1])])
+    other_maps = _input_x_gradient(model, x, lambda z: z[:, 0])
+    torch.testing.assert_close(logit["similarity"], _pearson(maps, other_maps), rtol=0, atol=1e-5)
+    assert type(logit["other_explained"]) is Logit and logit["other"].tolist() == [0] * 4
+    plain = random_logit(model, x, "input_x_gradient", target=[4, 3, 2, 1], other=0, similarity="pearson")
+    assert torch.equal(plain["similarity"], logit["similarity"]) and type(plain["other_explained"]) is ClassIndex
+
+
+def test_random_logit_class_labels_with_a_classifier():
+    model, x = ToyCNN(), toy_inputs(2)
+    classifier = Classifier("toy", model, ["a", "b", "c", "d", "e"], "conv2", (0.0,) * 3, (1.0,) * 3)
+    by_label = random_logit(classifier, x, "input_x_gradient", target=Probability("c"), other="e")
+    by_index = random_logit(model, x, "input_x_gradient", target=Probability(2), other=4)
+    assert torch.equal(by_label["similarity"], by_index["similarity"]) and by_label["other"].tolist() == [4, 4]
+
+
+def test_random_logit_refuses_targets_that_are_not_one_class():
+    """A contrast already compares two classes; several labels, a sigmoid or a callable have no
+    class to swap: each is refused naming the kinds accepted."""
+    model, x = ToyCNN(), toy_inputs(2)
+    for target in (Contrast(0, 1), Labels([0, 2]), lambda z: z[:, 0]):
+        with pytest.raises(ValueError, match=r"class index, Logit\(c\) or Probability\(c\)"):
+            random_logit(model, x, "input_x_gradient", target=target)
+    with pytest.raises(ValueError, match="one output"):
+        random_logit(model, x, "input_x_gradient", target=Sigmoid())
+    with pytest.raises(TypeError, match="target must be"):
+        random_logit(model, x, "input_x_gradient", target=2.0)
+    with pytest.raises(TypeError, match="other must be class indices"):
+        random_logit(model, x, "input_x_gradient", target=0, other=Logit(1))
+    with pytest.raises(ValueError, match="differ"):
+        random_logit(model, x, "input_x_gradient", target=Probability(1), other=1)
+    with pytest.raises(ValueError, match="other 'cat' is a class label"):
+        random_logit(model, x, "input_x_gradient", target=0, other="cat")

@@ -7,6 +7,8 @@ from torch import nn
 
 from xai_lab.metrics import noisy_linear_imputation, road
 from xai_lab.metrics.road import NEIGHBOR_WEIGHTS, linear_imputation
+from xai_lab.models import Classifier
+from xai_lab.targets import Contrast, Labels, Logit, Probability, Sigmoid
 
 from ..conftest import TinyConvNet
 from .toy_cnn import NO_NORMALIZATION, ToyCNN, toy_inputs, toy_maps
@@ -186,3 +188,81 @@ def test_road_agrees_with_quantus_given_the_pixels_its_order_names(toy):
             mask[maps[i].flatten().argsort(descending=True)[:count]] = True
             mine = linear_imputation(x[i], mask.view(32, 32)).numpy()
             np.testing.assert_allclose(images[j * len(x) + i], mine, rtol=0, atol=1e-5)
+
+
+# Every target kind (xai_lab.targets), by hand on the toy CNN.
+
+def _imputed_logits(model, x, maps, fractions, noise, seed):
+    """The model's logits [N, F, C] on ROAD's imputed images, made here image by image and
+    fraction by fraction (the order of the noise draws) from one generator seeded with ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    pixels = x.shape[-2] * x.shape[-1]
+    out = []
+    for image, saliency in zip(x, maps):
+        order = saliency.flatten().argsort(descending=True)  # maps without ties
+        imputed = []
+        for f in fractions:
+            mask = torch.zeros(pixels, dtype=torch.bool)
+            mask[order[:round(f * pixels)]] = True
+            imputed.append(noisy_linear_imputation(image, mask.view(x.shape[-2:]), noise, g))
+        out.append(model(torch.stack(imputed)).detach())
+    return torch.stack(out)
+
+
+def test_road_with_a_contrast_and_a_probability_by_hand(toy):
+    model, x, maps = toy
+    x, maps, fractions, seed = x[:3], maps[:3], [0.1, 0.4, 0.7], 3
+    z = _imputed_logits(model, x, maps, fractions, 0.05, seed)                       # [N, F, C]
+    b = [1, 0, 4]
+    contrast = road(model, x, maps, target=Contrast(2, b), fractions=fractions, noise=0.05, seed=seed)
+    torch.testing.assert_close(contrast["score"], torch.stack([z[i, :, 2] - z[i, :, b[i]] for i in range(3)]))
+    assert "correct" not in contrast and "accuracy" not in contrast  # a contrast is no single class decision
+    assert contrast["target"].tolist() == [2, 2, 2] and contrast["explained"].name.startswith("contrast")
+    predicted = model(x).argmax(1)
+    probability = road(model, x, maps, target=Probability(), fractions=fractions, noise=0.05, seed=seed)
+    by_hand = torch.stack([z[i].softmax(1)[:, predicted[i]] for i in range(3)])
+    torch.testing.assert_close(probability["score"], by_hand)
+    correct = torch.stack([z[i].argmax(1) == predicted[i] for i in range(3)])
+    assert torch.equal(probability["correct"], correct) and torch.equal(probability["target"], predicted)
+    torch.testing.assert_close(probability["accuracy"], correct.double().mean(0))
+    assert 0 < correct.double().mean() < 1  # a curve that could disagree
+
+
+def test_road_class_index_logit_and_callable_read_the_same_logit(toy):
+    """A plain class index keeps its logit (as before targets); Logit(c) is that logit, a
+    callable its own score."""
+    model, x, maps = toy
+    settings = dict(fractions=[0.2, 0.6], noise=0.05, seed=1)
+    plain = road(model, x, maps, target=[0, 1, 2, 3, 4, 0], **settings)
+    logit = road(model, x, maps, target=Logit([0, 1, 2, 3, 4, 0]), **settings)
+    assert torch.equal(plain["score"], logit["score"]) and torch.equal(plain["correct"], logit["correct"])
+    doubled = road(model, x, maps, target=lambda z: 2 * z[:, 0], **settings)
+    torch.testing.assert_close(doubled["score"], 2 * road(model, x, maps, target=0, **settings)["score"])
+    assert doubled["target"].tolist() == [-1] * 6 and "accuracy" not in doubled
+    labels = road(model, x, maps, target=Labels([0, 3]), **settings)
+    z = _imputed_logits(model, x, maps, [0.2, 0.6], 0.05, 1)
+    torch.testing.assert_close(labels["score"], z[..., 0] + z[..., 3])
+
+
+def test_road_class_labels_with_a_classifier(toy):
+    model, x, maps = toy
+    classifier = Classifier("toy", model, ["a", "b", "c", "d", "e"], "conv2", (0.0,) * 3, (1.0,) * 3)
+    by_label = road(classifier, x, maps, target=Contrast("c", "a"), fractions=[0.3], noise=0.0)
+    by_index = road(model, x, maps, target=Contrast(2, 0), fractions=[0.3], noise=0.0)
+    assert torch.equal(by_label["score"], by_index["score"])
+
+
+def test_road_bad_target_kinds(toy):
+    model, x, maps = toy
+    with pytest.raises(TypeError, match="target must be"):
+        road(model, x, maps, target=1.5)
+    with pytest.raises(ValueError, match="one output"):
+        road(model, x, maps, target=Sigmoid())
+    with pytest.raises(ValueError, match="itself"):
+        road(model, x, maps, target=Contrast(None, model(x).argmax(1)))
+    with pytest.raises(ValueError, match="out of range"):
+        road(model, x, maps, target=Labels([1, 7]))
+    with pytest.raises(ValueError, match="Classifier"):
+        road(model, x, maps, target=Probability("cat"))
+    with pytest.raises(ValueError, match="one score per row"):
+        road(model, x, maps, target=lambda z: z)

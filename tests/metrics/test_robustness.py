@@ -6,6 +6,7 @@ from torch import nn
 import xai_lab
 from xai_lab.metrics import local_lipschitz_estimate, max_sensitivity
 from xai_lab.metrics.robustness import gaussian_noise, uniform_noise
+from xai_lab.targets import Contrast, Labels, Probability, Sigmoid
 
 from .toy_cnn import NO_NORMALIZATION, ToyCNN, toy_inputs
 
@@ -141,3 +142,82 @@ def test_local_lipschitz_estimate_agrees_with_quantus_without_its_normalization(
         by_hand.append(((moved / moved.abs().max()) - clean).flatten(1).norm(dim=1) / d.flatten(1).norm(dim=1))
     np.testing.assert_allclose(normalized, torch.stack(by_hand).max(0).values.numpy(), rtol=1e-5)
     assert np.abs(normalized / ours["score"].numpy() - 1).max() > 0.5
+
+
+# Every target kind (xai_lab.targets), bound once to the clean images.
+
+class TwoLinear(nn.Module):
+    """Logits [w0 . x, w1 . x, 0] in float64."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(4), dtype=torch.float64))
+
+    def forward(self, x):
+        a, b = (x[:, None] * self.w).sum((2, 3, 4)).unbind(1)
+        return torch.stack([a, b, torch.zeros_like(a)], 1)
+
+
+def test_max_sensitivity_of_a_contrast_by_hand(linear):
+    """input x gradient of (w0 - w1) . x is sum_c (w0 - w1)_c x_c: δ moves it by sum_c (w0 - w1)_c δ_c."""
+    _, x = linear
+    model, samples, seed = TwoLinear(), 5, 1
+    out = max_sensitivity(model, x, "input_x_gradient", target=Contrast(0, 1), radius=0.3, samples=samples, seed=seed,
+                          batch_size=4)
+    w = (model.w[0] - model.w[1]).detach()
+    g = torch.Generator().manual_seed(seed)
+    deltas = [uniform_noise(x, 0.3, g) for _ in range(samples)]
+    clean = (w * x).sum(1).flatten(1).norm(dim=1)
+    by_hand = torch.stack([(w * d).sum(1).flatten(1).norm(dim=1) for d in deltas]).T / clean[:, None]
+    torch.testing.assert_close(out["per_sample"], by_hand, rtol=1e-6, atol=0)
+    assert out["target"].tolist() == [0, 0] and out["explained"].name.startswith("contrast")
+    class_0 = max_sensitivity(model, x, "input_x_gradient", target=0, radius=0.3, samples=samples, seed=seed)
+    assert (class_0["score"] - out["score"]).abs().min() > 1e-3  # the contrast's maps are not class 0's
+
+
+def test_local_lipschitz_of_a_probability_by_hand():
+    """Probability(None): the class predicted on each clean image, kept for its perturbed copies;
+    the maps by autograd of softmax(z)_c."""
+    model, x, samples, seed = ToyCNN(), toy_inputs(3), 4, 6
+    out = local_lipschitz_estimate(model, x, "input_x_gradient", target=Probability(), std=0.3, samples=samples,
+                                   seed=seed, batch_size=6)
+    predicted, rows = model(x).argmax(1), torch.arange(3)
+
+    def maps(inputs):
+        inputs = inputs.clone().requires_grad_(True)
+        (grad,) = torch.autograd.grad(model(inputs).softmax(1)[rows, predicted].sum(), inputs)
+        return (inputs * grad).sum(1).detach()
+
+    g = torch.Generator().manual_seed(seed)
+    deltas = [gaussian_noise(x, 0.3, g) for _ in range(samples)]
+    moved = [(model(x + d).argmax(1) != predicted).any() for d in deltas]
+    clean = maps(x)
+    by_hand = torch.stack([(maps(x + d) - clean).flatten(1).double().norm(dim=1) / d.flatten(1).double().norm(dim=1)
+                           for d in deltas]).T
+    torch.testing.assert_close(out["per_sample"], by_hand, rtol=1e-5, atol=0)
+    assert torch.equal(out["target"], predicted) and any(moved)  # some copies predicted otherwise: classes kept
+
+
+def test_robustness_of_several_labels_and_a_callable():
+    """Relative max-sensitivity is blind to the scale of the score: a callable 3 z_c gives class
+    c's scores; Labels([a, b]) is the sum of the two logits, whose gradient is the sum."""
+    model, x = ToyCNN(), toy_inputs(2)
+    settings = dict(samples=3, seed=0)
+    plain = max_sensitivity(model, x, "input_x_gradient", target=2, **settings)
+    tripled = max_sensitivity(model, x, "input_x_gradient", target=lambda z: 3 * z[:, 2], **settings)
+    torch.testing.assert_close(tripled["per_sample"], plain["per_sample"], rtol=1e-5, atol=0)
+    assert tripled["target"].tolist() == [-1, -1]
+    labels = local_lipschitz_estimate(model, x, "saliency", target=Labels([1, 3]), **settings)
+    assert labels["score"].shape == (2,) and (labels["score"] > 0).all()
+
+
+def test_robustness_bad_target_kinds():
+    model, x = ToyCNN(), toy_inputs(2)
+    with pytest.raises(TypeError, match="target must be"):
+        max_sensitivity(model, x, "saliency", target=0.5, samples=1)
+    with pytest.raises(ValueError, match="one output"):
+        local_lipschitz_estimate(model, x, "saliency", target=Sigmoid(), samples=1)
+    with pytest.raises(ValueError, match="itself"):
+        max_sensitivity(model, x, "saliency", target=Contrast(None, model(x).argmax(1)), samples=1)
+    with pytest.raises(ValueError, match="linear in the logits"):  # the method's own refusal, through explain
+        max_sensitivity(model, x, "lrp", target=Probability(0), samples=1)

@@ -1,8 +1,10 @@
 """What the model-calling metrics share (ROAD, faithfulness correlation, robustness, the random
-logit test): the checked model, input and maps; the model's logits over many perturbed images,
-``batch_size`` at a time with a progress bar; a method's options given two ways."""
+logit test): the checked model, input and maps; the target bound to the batch and the score they
+read of it; the model's logits over many perturbed images, ``batch_size`` at a time with a
+progress bar; a method's options given two ways."""
 from __future__ import annotations
 
+import dataclasses
 import sys
 from collections.abc import Iterable
 
@@ -11,6 +13,7 @@ from torch import nn
 
 from ..models import unwrap
 from ..ops import check_input, check_positive, model_device, model_dtype
+from ..targets import ClassIndex, Target, TargetScore, bind_to_logits, labels_to_indices, perturbation_score
 
 
 def checked_model_and_input(model_or_classifier, x) -> tuple[nn.Module, object, torch.Tensor]:
@@ -32,6 +35,40 @@ def checked_maps(saliency, x: torch.Tensor) -> torch.Tensor:
     if not torch.isfinite(saliency).all():
         raise ValueError("saliency contains NaN or infinite values")
     return saliency.to(device=x.device, dtype=x.dtype)
+
+
+def bound_target(target: Target, logits: torch.Tensor, classifier=None) -> TargetScore:
+    """``target`` (any kind :mod:`xai_lab.targets` accepts; class labels need ``classifier``)
+    bound to the batch whose clean outputs are ``logits`` [N, C]: ``None`` classes become the
+    classes predicted on the clean images, every class is checked against the outputs."""
+    categories = classifier.categories if classifier is not None else None
+    return bind_to_logits(labels_to_indices(target, categories), logits)
+
+
+def logit_or_own_score(bound: TargetScore) -> TargetScore:
+    """The score ROAD and faithfulness correlation read of a bound target: a plain class index
+    -> the logit z_c of its class (Quantus' default for both metrics); a target object -> its own
+    score (:func:`~xai_lab.targets.perturbation_score`), e.g. ``Probability(c)`` for softmax(z)_c."""
+    return perturbation_score(bound, "logit" if type(bound) is ClassIndex else None)
+
+
+def repeated_target(bound: TargetScore, copies: int) -> TargetScore:
+    """The bound target for ``copies`` consecutive copies of its N images (what ``explain`` of
+    perturbed copies explains): every per-image class tensor [N] repeated ``copies`` times, so the
+    classes stay those fixed on the clean images. Unbound (``explain`` binds it); a target with no
+    per-image classes (several labels, a sigmoid, a callable) is returned as it is."""
+    if not dataclasses.is_dataclass(bound):
+        return bound
+    n = bound.batch_size
+    changes = {f.name: getattr(bound, f.name).repeat(copies) for f in dataclasses.fields(bound)
+               if isinstance(getattr(bound, f.name), torch.Tensor) and getattr(bound, f.name).shape == (n,)}
+    return dataclasses.replace(bound, **changes)
+
+
+def image_of_rows(n: int, copies: int, device=None) -> torch.Tensor:
+    """Which image each row belongs to when the ``copies`` perturbed copies of each of ``n``
+    images follow one another, image by image: [n * copies] = 0, 0, ..., 1, 1, ..."""
+    return torch.arange(n, device=device).repeat_interleave(copies)
 
 
 def flat_maps(saliency) -> torch.Tensor:

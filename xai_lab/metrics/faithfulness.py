@@ -8,9 +8,11 @@ the map's total over S. Over ``runs`` random subsets of ``subset_size`` pixels,
     μ_F(f, g; x) = corr_S ( sum_{i in S} g(x)_i ,  f(x) - f(x_{[x_S = x̄_S]}) ),
 
 the Pearson correlation across the subsets, one value per image in [-1, 1]; higher is better.
-f is the target's logit (:func:`xai_lab.targets.target_scores`); a pixel is removed in all its
-channels. For a model linear in its input, f(x) = w·x + b, and its exact attribution
-g_i = sum_c w_ci (x_ci - x̄_ci), the two sides are equal and μ_F = 1.
+A pixel is removed in all its channels. f is the target's score (:mod:`xai_lab.targets`): a
+plain class index's logit z_c (as before targets, and Quantus' default), a target object's own
+score (``Probability(c)``: softmax(z)_c; ``Contrast(a, b)``: z_a - z_b; ``Logit(c)``, ``Labels``,
+``Sigmoid()``, a callable). For a score linear in the input, f(x) = w·x + b, and its exact
+attribution g_i = sum_c w_ci (x_ci - x̄_ci), the two sides are equal and μ_F = 1.
 
 The correlation is :func:`xai_lab.metrics.pearson`'s: 0.0 where either side is constant
 (a constant map, or a model blind to every subset), where Quantus returns NaN (and refuses a
@@ -32,9 +34,17 @@ from collections.abc import Iterator
 import torch
 
 from ..ops import baseline_image, check_positive, eval_mode
-from ..targets import resolve_targets, target_scores
+from ..targets import Target
 from .agreement import pearson
-from .common import checked_maps, checked_model_and_input, logits_in_batches, show_progress
+from .common import (
+    bound_target,
+    checked_maps,
+    checked_model_and_input,
+    image_of_rows,
+    logit_or_own_score,
+    logits_in_batches,
+    show_progress,
+)
 
 __all__ = ["faithfulness_correlation", "random_subsets"]
 
@@ -48,7 +58,7 @@ def random_subsets(n: int, pixels: int, size: int, runs: int, generator: torch.G
 
 
 @torch.no_grad()
-def faithfulness_correlation(model, x: torch.Tensor, saliency, target=None, subset_size: int = 224, runs: int = 100,
+def faithfulness_correlation(model, x: torch.Tensor, saliency, target: Target = None, subset_size: int = 224, runs: int = 100,
                              baseline: str | float | torch.Tensor = "black", seed: int = 0, batch_size: int = 64,
                              progress: bool | None = None) -> dict:
     """μ_F of each map (see the module docstring): ``runs`` subsets of ``subset_size`` pixels set to
@@ -56,9 +66,11 @@ def faithfulness_correlation(model, x: torch.Tensor, saliency, target=None, subs
     generator seeded with ``seed``; the N * runs perturbed images go through the model
     ``batch_size`` at a time.
 
-    ``target``: None (the predicted class), an int, or one int per image. Returns ``correlation``
-    [N] (float64), ``attribution_sums`` and ``score_drops`` [N, runs] (the two sides), ``subsets``
-    [N, runs, subset_size], ``target`` [N] and ``higher_is_better`` (True).
+    ``target``: any target (:mod:`xai_lab.targets`; None: the predicted class). Returns
+    ``correlation`` [N] (float64), ``attribution_sums`` and ``score_drops`` [N, runs] (the two
+    sides: f(x) - f(x_S), f as in the module docstring), ``subsets`` [N, runs, subset_size],
+    ``target`` [N] (the class per image, -1 for none), ``explained`` (the bound target) and
+    ``higher_is_better`` (True).
     """
     model, classifier, x = checked_model_and_input(model, x)
     saliency = checked_maps(saliency, x)
@@ -83,17 +95,19 @@ def faithfulness_correlation(model, x: torch.Tensor, saliency, target=None, subs
 
     with eval_mode(model):
         clean_logits = model(x)
-        targets = resolve_targets(target, clean_logits)
-        clean = target_scores(clean_logits, targets)
+        bound = bound_target(target, clean_logits, classifier)
+        score = logit_or_own_score(bound)
+        clean = score.scores(clean_logits, images=torch.arange(x.shape[0], device=x.device))
         logits = logits_in_batches(model, perturbed(), x.shape[0] * runs, batch_size, show_progress(progress),
                                    desc="faithfulness correlation")
-    drops = (clean.repeat_interleave(runs) - target_scores(logits, targets.repeat_interleave(runs))).view(-1, runs)
+    rows = image_of_rows(x.shape[0], runs, logits.device)
+    drops = (clean[rows] - score.scores(logits, images=rows)).view(-1, runs)
     flat = saliency.flatten(1).double().cpu()
     sums = torch.stack([flat[i, subsets[i]].sum(1) for i in range(x.shape[0])])
     drops = drops.double().cpu()
     correlation = torch.tensor([pearson(a, b) for a, b in zip(sums, drops)], dtype=torch.float64)
     return {"correlation": correlation, "attribution_sums": sums, "score_drops": drops, "subsets": subsets,
-            "target": targets.cpu(), "higher_is_better": True}
+            "target": bound.explained_classes.cpu(), "explained": bound, "higher_is_better": True}
 
 
 #: Quantus' convention: a metric declares which values are better.

@@ -21,6 +21,14 @@ The paper's curve is the accuracy over images (prediction == target) against f. 
 faithful map makes the accuracy fall fast (lower is better); with LeRF it should hold (higher
 is better).
 
+Targets (:mod:`xai_lab.targets`): the ``score`` curve is a plain class index's logit z_c (as
+before targets, and Quantus' logits), a target object's own score (``Probability(c)``:
+softmax(z)_c; ``Contrast(a, b)``: z_a - z_b; ``Labels``, ``Sigmoid()``, a callable). Accuracy
+asks whether the imputed image is still classified as *the* class, so ``correct`` and
+``accuracy`` come with a target that is one class per image (a class index, ``Logit(c)``,
+``Probability(c)``) and are left out for the others, whose curve is ``score`` (a contrast's
+"a rather than b" is not the class decision the paper counts).
+
 Against Quantus 0.6.0 (``quantus.ROAD``, tested in ``tests/metrics/test_road.py``): the
 imputation is the same system (equal to float rounding with the noise off). Quantus ranks the
 C * H * W values of the map broadcast over the channels and hands those indices to an imputer
@@ -37,8 +45,16 @@ import numpy as np
 import torch
 
 from ..ops import eval_mode
-from ..targets import resolve_targets, target_scores
-from .common import checked_maps, checked_model_and_input, logits_in_batches, show_progress
+from ..targets import Target
+from .common import (
+    bound_target,
+    checked_maps,
+    checked_model_and_input,
+    image_of_rows,
+    logit_or_own_score,
+    logits_in_batches,
+    show_progress,
+)
 from .perturbation import ranking
 
 __all__ = ["NEIGHBOR_WEIGHTS", "linear_imputation", "noisy_linear_imputation", "road"]
@@ -125,20 +141,22 @@ def _check_fractions(fractions: Sequence[float]) -> list[float]:
 
 
 @torch.no_grad()
-def road(model, x: torch.Tensor, saliency, target=None, order: str = "morf",
+def road(model, x: torch.Tensor, saliency, target: Target = None, order: str = "morf",
          fractions: Sequence[float] = DEFAULT_FRACTIONS, noise: float = 0.01, seed: int = 0,
          batch_size: int = 64, progress: bool | None = None) -> dict:
     """ROAD (see the module docstring): impute the ``fractions`` of pixels ranked first by
     ``saliency`` [N, H, W] (``order``: "morf" or "lerf"; ties by pixel index) and classify.
 
-    ``target``: None (the predicted class), an int, or one int per image. Returns ``correct``
-    [N, F] (bool: the imputed image is still classified as the target), ``accuracy`` [F] (its mean
-    over images: the paper's curve), ``score`` [N, F] (the target's logit on the imputed image),
-    ``fractions``, ``target`` [N], ``order`` and ``higher_is_better`` (False for MoRF, True for
-    LeRF). Noise: one seeded generator, images in order, fractions in order for each image.
-    The N * F imputed images go through the model ``batch_size`` at a time.
+    ``target``: any target (:mod:`xai_lab.targets`; None: the predicted class). Returns ``score``
+    [N, F] (on the imputed image: a class index's logit, a target object's own score), and for a
+    target that is one class per image ``correct`` [N, F] (bool: the imputed image is still
+    classified as that class) and ``accuracy`` [F] (its mean over images: the paper's curve);
+    also ``fractions``, ``target`` [N] (the class per image, -1 for none), ``explained`` (the
+    bound target), ``order`` and ``higher_is_better`` (False for MoRF, True for LeRF). Noise: one
+    seeded generator, images in order, fractions in order for each image. The N * F imputed
+    images go through the model ``batch_size`` at a time.
     """
-    model, _, x = checked_model_and_input(model, x)
+    model, classifier, x = checked_model_and_input(model, x)
     saliency = checked_maps(saliency, x)
     fractions = _check_fractions(fractions)
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -156,14 +174,17 @@ def road(model, x: torch.Tensor, saliency, target=None, order: str = "morf",
                 yield noisy_linear_imputation(x[i], mask.view(x.shape[-2:]), noise, generator)
 
     with eval_mode(model):
-        targets = resolve_targets(target, model(x))
+        bound = bound_target(target, model(x), classifier)
         logits = logits_in_batches(model, imputed(), x.shape[0] * len(counts), batch_size,
                                    show_progress(progress), desc=f"ROAD {order}")
-    per_image = targets.repeat_interleave(len(counts))
-    correct = (logits.argmax(1) == per_image).view(x.shape[0], -1).cpu()
-    return {"correct": correct, "accuracy": correct.double().mean(0),
-            "score": target_scores(logits, per_image).view(x.shape[0], -1).cpu(),
-            "fractions": torch.tensor(fractions, dtype=torch.float64), "target": targets.cpu(), "order": order,
+    rows = image_of_rows(x.shape[0], len(counts), logits.device)
+    out = {"score": logit_or_own_score(bound).scores(logits, images=rows).view(x.shape[0], -1).cpu()}
+    if bound.single_class:
+        classes = bound.explained_classes.to(logits.device)
+        correct = (logits.argmax(1) == classes[rows]).view(x.shape[0], -1).cpu()
+        out.update(correct=correct, accuracy=correct.double().mean(0))
+    return {**out, "fractions": torch.tensor(fractions, dtype=torch.float64),
+            "target": bound.explained_classes.cpu(), "explained": bound, "order": order,
             "higher_is_better": order == "lerf"}
 
 

@@ -18,9 +18,11 @@
   The paper maximizes over an ε-ball (by Bayesian optimization); a maximum over random samples
   is a lower bound of that maximum.
 
-Lower is better for both (a robust explanation changes little). The perturbed copies keep the
-clean image's target (None: the class predicted on the clean image, resolved once through
-:func:`xai_lab.targets.resolve_targets`). The noise is drawn on the CPU from one
+Lower is better for both (a robust explanation changes little). The target is any kind
+``explain`` accepts (:mod:`xai_lab.targets`: a class index, ``Logit``, ``Probability``,
+``Contrast``, ``Labels``, ``Sigmoid()``, a callable), bound once to the clean images: the
+perturbed copies keep the clean image's classes (None: the class predicted on the clean image,
+also inside ``Probability(None)`` or ``Contrast(None, b)``). The noise is drawn on the CPU from one
 ``torch.Generator`` seeded with ``seed``, one draw shaped like ``x`` per sample in order
 (:func:`uniform_noise`, :func:`gaussian_noise`), so a seed gives the same points on any device
 and for any ``batch_size`` (how many perturbed images one ``explain`` call gets; a stochastic
@@ -42,8 +44,8 @@ import torch
 
 from ..explain import explain
 from ..ops import check_positive, eval_mode
-from ..targets import resolve_targets
-from .common import checked_model_and_input, merged_options, show_progress
+from ..targets import Target
+from .common import bound_target, checked_model_and_input, merged_options, repeated_target, show_progress
 
 __all__ = ["gaussian_noise", "local_lipschitz_estimate", "max_sensitivity", "uniform_noise"]
 
@@ -71,32 +73,32 @@ def _worst_change(classifier_or_model, x, method: str, target, noise: Callable[[
     check_positive("batch_size", batch_size, integer=True)
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a whole number >= 0, got {seed!r}")
-    model, _, x = checked_model_and_input(classifier_or_model, x)
+    model, classifier, x = checked_model_and_input(classifier_or_model, x)
     n = x.shape[0]
     with torch.no_grad(), eval_mode(model):
-        targets = resolve_targets(target, model(x))
-    clean = explain(classifier_or_model, x, method, target=targets, seed=seed, progress=False, **options).saliency
+        bound = bound_target(target, model(x), classifier)
+    clean = explain(classifier_or_model, x, method, target=bound, seed=seed, progress=False, **options).saliency
     generator = torch.Generator().manual_seed(seed)
     per_call = max(1, batch_size // n)
     changes = []
     for start in trange(0, samples, per_call, desc=desc, leave=False, disable=not show_progress(progress)):
         k = min(per_call, samples - start)
         deltas = torch.stack([noise(x, generator) for _ in range(k)])            # [k, N, 3, H, W]
-        maps = explain(classifier_or_model, (x[None] + deltas).flatten(0, 1), method, target=targets.repeat(k),
+        maps = explain(classifier_or_model, (x[None] + deltas).flatten(0, 1), method, target=repeated_target(bound, k),
                        seed=seed, progress=False, **options).saliency.view(k, n, *clean.shape[1:])
         changes.append(torch.stack([change(clean, maps[j], deltas[j]) for j in range(k)]))
     worst = torch.cat(changes).double().max(dim=0).values
-    return {"score": worst.cpu(), "per_sample": torch.cat(changes).double().T.cpu(), "target": targets.cpu(),
-            "higher_is_better": False}
+    return {"score": worst.cpu(), "per_sample": torch.cat(changes).double().T.cpu(),
+            "target": bound.explained_classes.cpu(), "explained": bound, "higher_is_better": False}
 
 
-def max_sensitivity(classifier_or_model, x: torch.Tensor, method: str, target=None, radius: float = 0.2,
+def max_sensitivity(classifier_or_model, x: torch.Tensor, method: str, target: Target = None, radius: float = 0.2,
                     samples: int = 50, relative: bool = True, seed: int = 0, batch_size: int = 64,
                     progress: bool | None = None, options: dict | None = None, **method_options) -> dict:
     """SENS_max of ``method``'s maps (see the module docstring), δ uniform in [-``radius``,
     ``radius``] per value. ``options`` (or further keywords, e.g. ``layer=``) go to the method.
-    Returns ``score`` [N] (float64), ``per_sample`` [N, samples], ``target`` [N] and
-    ``higher_is_better`` (False)."""
+    Returns ``score`` [N] (float64), ``per_sample`` [N, samples], ``target`` [N] (the class per
+    image, -1 for none), ``explained`` (the bound target) and ``higher_is_better`` (False)."""
     check_positive("radius", radius)
     options = merged_options(options, method_options)
 
@@ -108,12 +110,13 @@ def max_sensitivity(classifier_or_model, x: torch.Tensor, method: str, target=No
                          samples, seed, batch_size, progress, options, "max-sensitivity")
 
 
-def local_lipschitz_estimate(classifier_or_model, x: torch.Tensor, method: str, target=None, std: float = 0.1,
+def local_lipschitz_estimate(classifier_or_model, x: torch.Tensor, method: str, target: Target = None, std: float = 0.1,
                              samples: int = 50, seed: int = 0, batch_size: int = 64, progress: bool | None = None,
                              options: dict | None = None, **method_options) -> dict:
     """L̂ of ``method``'s maps (see the module docstring), δ ~ N(0, ``std``^2) per value.
     ``options`` (or further keywords, e.g. ``layer=``) go to the method. Returns ``score`` [N]
-    (float64), ``per_sample`` [N, samples], ``target`` [N] and ``higher_is_better`` (False)."""
+    (float64), ``per_sample`` [N, samples], ``target`` [N] (the class per image, -1 for none),
+    ``explained`` (the bound target) and ``higher_is_better`` (False)."""
     check_positive("std", std)
     options = merged_options(options, method_options)
 
