@@ -405,3 +405,12 @@ def test_fullgrad_is_complete_for_a_contrast(tiny, tiny_input):
         expected = score(tiny(tiny_input))
     assert torch.allclose(e.extras["score"], expected, atol=1e-6)
     assert torch.allclose(e.extras["completeness"], expected, atol=1e-5)
+
+
+def test_contrast_takes_a_tensor_of_classes_against_an_int(tiny, tiny_input):
+    """Contrast(2, tensor) is checked per image when bound (no tensor truth value at construction)."""
+    b = torch.tensor([1, 0, 4])[: tiny_input.shape[0]]
+    bound = bind_to_logits(Contrast(2, b), tiny(tiny_input))
+    assert torch.equal(bound.b, b)
+    with pytest.raises(ValueError, match="with itself"):
+        bind_to_logits(Contrast(2, torch.full((tiny_input.shape[0],), 2)), tiny(tiny_input))

@@ -312,7 +312,9 @@ class Contrast(TargetScore):
     def __post_init__(self):
         if self.b is None:
             raise ValueError("Contrast(a, b) needs the class b to contrast a with")
-        if isinstance(self.a, (int, str)) and not isinstance(self.a, bool) and self.a == self.b:
+        scalar = (int, str)
+        if isinstance(self.a, scalar) and isinstance(self.b, scalar) and not isinstance(self.a, bool) \
+                and self.a == self.b:
             raise ValueError(f"Contrast of class {self.a!r} with itself: the score z_a - z_b would be 0")
 
     def describe(self, categories=None) -> str:
