@@ -93,6 +93,11 @@ def test_kendall_and_spearman_follow_scipy_with_ties_and_the_constant_convention
         if len(set(a)) > 1 and len(set(b)) > 1:
             assert mt.kendall_tau(a, b) == pytest.approx(scipy_stats.kendalltau(a, b).statistic)
             assert mt.spearman_rho(a, b) == pytest.approx(scipy_stats.spearmanr(a, b).statistic)
+            assert mt.spearman_rho(a, b) == pytest.approx(xai_lab.metrics.spearman(torch.tensor(a), torch.tensor(b)))
+    rows_a, rows_b = rng.standard_normal((50, 6)), rng.standard_normal((50, 6))
+    np.testing.assert_allclose(mt.kendall_rows(rows_a, rows_b), [mt.kendall_tau(a, b) for a, b in zip(rows_a, rows_b)])
+    np.testing.assert_allclose(mt.spearman_rows(rows_a, rows_b),
+                               [scipy_stats.spearmanr(a, b).statistic for a, b in zip(rows_a, rows_b)])
     assert mt.kendall_tau([1, 1, 1], [1, 2, 3]) == 0.0 == mt.spearman_rho([2, 2, 2], [3, 1, 2])
     assert mt.kendall_tau([1, np.inf, 3], [1, 3, 2]) == pytest.approx(1.0)       # inf ranks last
     with pytest.raises(ValueError, match="NaN"):

@@ -17,8 +17,9 @@ it ranks the methods in that order.
   declares higher values better and G_m = -S_m where lower (each metric's
   ``higher_is_better``, as a :class:`xai_lab.stats.Direction`).
 * **Agreement**: the rank correlation across the M methods between G and T, Spearman's rho
-  (:func:`xai_lab.metrics.spearman` of the ranks: the package's one convention, 0 when either
-  ranking is constant) and Kendall's tau-b (:func:`kendall_tau`). +1: the metric orders the
+  (:func:`spearman_rows`: the convention of :func:`xai_lab.metrics.spearman`, average ranks,
+  0 when either ranking is constant, for many resamples at once) and Kendall's tau-b
+  (:func:`kendall_rows`). +1: the metric orders the
   methods as the truth does; -1: in reverse; 0: unrelated.
 * **Intervals**: :func:`xai_lab.stats.bootstrap` over images, whole patients resampled
   (``clusters``), each resample recomputing both means and the correlation, so the interval
@@ -53,7 +54,6 @@ from ..metrics import (
     road,
     sanity_check,
     sparseness,
-    spearman,
 )
 from ..metrics.comparison import DIRECTIONS, ORDER_DIRECTION
 from ..models import msld
@@ -407,33 +407,60 @@ def per_image_scores(classifier, records, methods: Sequence[str] | Mapping[str, 
 
 # --- agreement with the truth -----------------------------------------------------------------------------------
 
-def kendall_tau(a, b) -> float:
-    """Kendall's tau-b (Kendall 1945) of two score vectors: over the pairs i < j,
-    sum sign(a_i - a_j) sign(b_i - b_j) / sqrt(n_a n_b), n_a (n_b) the pairs not tied in a (b),
-    so ties count as in ``scipy.stats.kendalltau``; 0.0 when either vector is constant (the
-    convention of :func:`xai_lab.metrics.spearman`); infinite values rank as extremes."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 1 or a.size < 2:
-        raise ValueError(f"kendall_tau needs two vectors of one length >= 2, got {list(a.shape)} and {list(b.shape)}")
+def _signs(a: np.ndarray) -> np.ndarray:
+    """sign(a_i - a_j) of every pair i < j of each row of ``a`` [B, M] -> [B, M(M-1)/2] (by
+    comparison, so infinite values compare as extremes)."""
+    i, j = np.triu_indices(a.shape[1], 1)
+    return (a[:, i] > a[:, j]).astype(np.int8) - (a[:, i] < a[:, j]).astype(np.int8)
+
+
+def _rows(a, b, name: str) -> tuple[np.ndarray, np.ndarray]:
+    a, b = np.atleast_2d(np.asarray(a, dtype=np.float64)), np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a.shape != b.shape or a.ndim != 2 or a.shape[1] < 2:
+        raise ValueError(f"{name} needs two vectors (or rows) of one length >= 2, got {list(a.shape)} and {list(b.shape)}")
     if np.isnan(a).any() or np.isnan(b).any():
-        raise ValueError("kendall_tau: the vectors contain NaN")
-    sa = np.sign(np.greater.outer(a, a).astype(int) - np.less.outer(a, a).astype(int))
-    sb = np.sign(np.greater.outer(b, b).astype(int) - np.less.outer(b, b).astype(int))
-    upper = np.triu_indices(a.size, 1)
-    sa, sb = sa[upper], sb[upper]
-    denominator = np.sqrt(np.abs(sa).sum() * np.abs(sb).sum())
-    return float((sa * sb).sum() / denominator) if denominator > 0 else 0.0
+        raise ValueError(f"{name}: the scores contain NaN")
+    return a, b
+
+
+def kendall_rows(a, b) -> np.ndarray:
+    """Kendall's tau-b (Kendall 1945) of each row pair of ``a``, ``b`` [B, M] -> [B]: over the
+    pairs i < j, sum sign(a_i - a_j) sign(b_i - b_j) / sqrt(n_a n_b), n_a (n_b) the pairs not
+    tied in a (b), so ties count as in ``scipy.stats.kendalltau``; 0.0 where either row is
+    constant (the convention of :func:`xai_lab.metrics.spearman`)."""
+    a, b = _rows(a, b, "kendall_tau")
+    sa, sb = _signs(a), _signs(b)
+    denominator = np.sqrt(np.abs(sa).sum(1, dtype=np.float64) * np.abs(sb).sum(1, dtype=np.float64))
+    concordance = (sa.astype(np.int64) * sb).sum(1)
+    return np.where(denominator > 0, concordance / np.where(denominator > 0, denominator, 1.0), 0.0)
+
+
+def spearman_rows(a, b) -> np.ndarray:
+    """Spearman's rho of each row pair of ``a``, ``b`` [B, M] -> [B]: the Pearson correlation of
+    the average ranks, 0.0 where either row is constant; the convention of
+    :func:`xai_lab.metrics.spearman` (equal to it and to ``scipy.stats.spearmanr``, tested),
+    for many rows at once. The ranks make infinite scores comparable."""
+    from scipy.stats import rankdata
+
+    a, b = _rows(a, b, "spearman_rho")
+    ra, rb = rankdata(a, axis=1), rankdata(b, axis=1)
+    ra, rb = ra - ra.mean(1, keepdims=True), rb - rb.mean(1, keepdims=True)
+    scale = np.sqrt((ra ** 2).sum(1) * (rb ** 2).sum(1))
+    return np.clip(np.where(scale > 0, (ra * rb).sum(1) / np.where(scale > 0, scale, 1.0), 0.0), -1.0, 1.0)
+
+
+def kendall_tau(a, b) -> float:
+    """Kendall's tau-b of two score vectors (:func:`kendall_rows`)."""
+    return float(kendall_rows(a, b)[0])
 
 
 def spearman_rho(a, b) -> float:
-    """Spearman's rho of two score vectors: :func:`xai_lab.metrics.spearman` of their average
-    ranks (the ranks make infinite scores comparable); 0.0 when either is constant."""
-    from scipy.stats import rankdata
-
-    return spearman(torch.from_numpy(rankdata(a)), torch.from_numpy(rankdata(b)))
+    """Spearman's rho of two score vectors (:func:`spearman_rows`)."""
+    return float(spearman_rows(a, b)[0])
 
 
-CORRELATIONS: dict[str, Callable] = {"spearman": spearman_rho, "kendall": kendall_tau}
+#: The rank correlations of the method rankings: {name: f(rows a [B, M], rows b [B, M]) -> [B]}.
+CORRELATIONS: dict[str, Callable] = {"spearman": spearman_rows, "kendall": kendall_rows}
 
 
 def _finite_means(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -451,8 +478,11 @@ def _agreement_statistic(correlation: Callable) -> Callable[[np.ndarray, np.ndar
     means of each and their rank correlation; NaN where a method has no finite mean."""
     def statistic(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
         truth, goodness = _finite_means(values[..., 0], weights), _finite_means(values[..., 1], weights)
-        return np.array([np.nan if np.isnan(t).any() or np.isnan(g).any() else correlation(t, g)
-                         for t, g in zip(truth, goodness)])
+        defined = ~(np.isnan(truth).any(1) | np.isnan(goodness).any(1))
+        out = np.full(len(weights), np.nan)
+        if defined.any():
+            out[defined] = correlation(truth[defined], goodness[defined])
+        return out
     return statistic
 
 
@@ -562,6 +592,7 @@ def plot_ranking(scores: TrustScores, metric: str, ax=None):
     return ax
 
 
-__all__ = ["CORRELATIONS", "DEFAULT_METHODS", "DEFAULT_METRICS", "DEFAULT_SETTINGS", "METRICS", "Metric", "MetricInput",
-           "MetricTrust", "QUICK_SETTINGS", "Settings", "TRUTH", "TrustScores", "check_metrics", "kendall_tau",
-           "per_image_scores", "plot_ranking", "plot_trust", "score_image", "spearman_rho", "truth_intervals", "trust"]
+__all__ = ["CORRELATIONS", "DEFAULT_MARK", "DEFAULT_METHODS", "DEFAULT_METRICS", "DEFAULT_SETTINGS", "METRICS", "Metric",
+           "MetricInput", "MetricTrust", "QUICK_SETTINGS", "Settings", "TRUTH", "TrustScores", "check_metrics",
+           "kendall_rows", "kendall_tau", "per_image_scores", "plot_ranking", "plot_trust", "score_image", "spearman_rho",
+           "spearman_rows", "truth_intervals", "trust"]
