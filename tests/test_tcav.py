@@ -162,7 +162,7 @@ def test_tcav_finds_the_concept_the_toy_network_uses():
     assert red.significant and red.p_value < 1e-3 and red.mean > 0.5
     assert red.alpha == pytest.approx(0.025)                                   # two concepts: Bonferroni
     assert not blue.significant
-    assert torch.equal(red.random_scores, blue.random_scores) and len(red.random_scores) == 8
+    assert torch.equal(red.random_scores, blue.random_scores) and len(red.random_scores) == 9
     again = tcav(model, class_images, concepts, randoms, target=0, layer="layer", seed=0)
     assert torch.equal(again["red"].scores, red.scores) and again["red"].p_value == red.p_value
     assert hook_count(model) == 0
@@ -239,7 +239,8 @@ def test_agrees_with_captum_on_the_same_activations(tiny, tmp_path):
         return fit_cav(c, r, "sgd", seed=7)
 
     captum_tcav, concepts = captum_setup(tiny, tmp_path, concept_x, random_x, fit)
-    sets = [[concepts[0], r] for r in concepts[2:]] + [[concepts[1], r] for r in concepts[2:]]
+    randoms = concepts[1:]                  # R_1..R_4; the random-vs-random pairs: R_{j+1} against R_j
+    sets = [[concepts[0], r] for r in randoms] + [[randoms[(j + 1) % 4], randoms[j]] for j in range(4)]
     result = captum_tcav.interpret(class_x, sets, target=TARGET)
 
     acts_c = layer_activations(tiny, concept_x, LAYER)
@@ -247,7 +248,7 @@ def test_agrees_with_captum_on_the_same_activations(tiny, tmp_path):
     grads = layer_gradients(tiny, class_x, TARGET, LAYER)
     theirs = LayerGradientXActivation(tiny, tiny.conv1, multiply_by_inputs=False).attribute(class_x, target=TARGET)
     assert torch.allclose(grads, theirs.flatten(1), atol=1e-6)
-    ours_cavs = [fit(acts_c, a) for a in acts_r[1:]] + [fit(acts_r[0], a) for a in acts_r[1:]]
+    ours_cavs = [fit(acts_c, a) for a in acts_r] + [fit(acts_r[(j + 1) % 4], acts_r[j]) for j in range(4)]
     for (first, other), cav in zip(sets, ours_cavs):
         key = f"{first.id}-{other.id}"
         stats_ = captum_tcav.cavs[key][LAYER].stats
@@ -258,8 +259,8 @@ def test_agrees_with_captum_on_the_same_activations(tiny, tmp_path):
         assert float(magnitude) == pytest.approx(float((s * cav.weights.norm()).mean()), rel=1e-4, abs=1e-6)
     ours = tcav(tiny, class_x, {"c": concept_x}, random_x, target=TARGET, layer=LAYER, test_fraction=0.0, seed=7,
                 cav_classifier=lambda x, y, seed: _sgd(x, y, 7))["c"]
-    captum_scores = [float(result[f"0-{i}"][LAYER]["sign_count"][0]) for i in range(2, 5)]
-    captum_random = [float(result[f"1-{i}"][LAYER]["sign_count"][0]) for i in range(2, 5)]
+    captum_scores = [float(result[f"0-{r.id}"][LAYER]["sign_count"][0]) for r in randoms]
+    captum_random = [float(result[f"{randoms[(j + 1) % 4].id}-{randoms[j].id}"][LAYER]["sign_count"][0]) for j in range(4)]
     assert ours.scores.tolist() == pytest.approx(captum_scores, abs=1e-7)
     assert ours.random_scores.tolist() == pytest.approx(captum_random, abs=1e-7)
     assert len(set(captum_scores + captum_random)) > 2                           # scores that vary: a real test

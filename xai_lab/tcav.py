@@ -13,13 +13,12 @@ activations f_l(x), flattened to a vector of D numbers per image:
   TCAV_{C,k} = |{x in X_k : S_{C,k}(x) > 0}| / |X_k| (:func:`tcav_score`);
 * the **statistical test** (:func:`tcav`, :func:`tcav_tests`): a CAV fitted against one random
   set may be a fluke, so CAVs are fitted against many random sets R_1..R_m, giving m TCAV
-  scores of the concept, and the same is done for one more random set R_0 in the role of the
-  concept (random-vs-random, the paper's code's "random counterpart": what a meaningless
-  direction scores). A two-sided t-test of the two lists of m scores (:func:`significance`)
-  rejects "the concept scores like a random direction" when its p-value is below alpha /
-  (number of concepts tested) (Bonferroni, as the paper does for several hypotheses). A
-  significant concept with a TCAV score below the random ones lowers the class score
-  (:attr:`ConceptTest.raises`).
+  scores of the concept, and m random-vs-random CAVs, R_{j+1} against R_j (R_1 against R_m),
+  give m scores of meaningless directions (:func:`random_cavs`). A two-sided t-test of the two
+  lists (:func:`significance`) rejects "the concept scores like a random direction" when its
+  p-value is below alpha / (number of concepts tested) (Bonferroni, as the paper does for
+  several hypotheses). A significant concept with a TCAV score below the random ones lowers
+  the class score (:attr:`ConceptTest.raises`).
 
 The linear classifier (``cav_classifier``): ``"sgd"`` (default), scikit-learn's
 ``SGDClassifier(alpha=0.01, max_iter=1000, tol=1e-3)`` -- hinge loss with an L2 penalty, a
@@ -79,7 +78,7 @@ class ConceptTest:
     """The result of :func:`tcav` for one concept at ``layer`` for class ``target``.
 
     ``scores`` [m]: the TCAV score of the concept's CAV against each random set R_1..R_m;
-    ``random_scores`` [m]: those of the random set R_0's CAV against the same sets; ``accuracies``
+    ``random_scores`` [m]: those of the random-vs-random CAVs (:func:`random_cavs`); ``accuracies``
     [m]: the held-out accuracy of each of the concept's CAVs; ``p_value``: two-sided t-test of the
     two lists; ``alpha``: the level it is compared with (after the Bonferroni correction);
     ``significant``: ``p_value < alpha``."""
@@ -316,13 +315,29 @@ def cavs_against(concept: torch.Tensor, random_sets: Sequence[torch.Tensor], cav
     return [fit_cav(concept, r, cav_classifier, seed + j, test_fraction) for j, r in enumerate(random_sets, 1)]
 
 
+def random_cavs(random_sets: Sequence[torch.Tensor], cav_classifier: str | LinearFit = "sgd", seed: int = 0,
+                test_fraction: float = 0.0) -> list[CAV]:
+    """The random-vs-random CAVs of the activations of R_1..R_m (at least 3 sets): the j-th is
+    R_{j+1} (R_1 for j = m) in the role of the concept against R_j, fitted with seed ``seed + j``
+    like the j-th CAV of :func:`cavs_against`. Every set is a concept once and a counterpart
+    once: the m random directions do not all share one set, whose particular draw would
+    otherwise move all m scores together (one random concept against every R_j, the scheme of
+    the paper's code, let a clean model pass the magenta-square test at one seed of
+    :mod:`xai_lab.experiments.concept_test`)."""
+    m = len(random_sets)
+    if m < 3:
+        raise ValueError(f"random-vs-random CAVs need at least 3 random sets, got {m}")
+    return [fit_cav(random_sets[j % m], random_sets[j - 1], cav_classifier, seed + j, test_fraction)
+            for j in range(1, m + 1)]
+
+
 def tcav_tests(gradients: torch.Tensor, concept_cavs: Mapping[str, Sequence[CAV]], random_cavs: Sequence[CAV],
                   alpha: float = ALPHA, n_tests: int | None = None, layer: str = "", target: int = -1
                   ) -> dict[str, ConceptTest]:
     """The statistical test of TCAV from the class images' ``gradients`` [N, D]
     (:func:`layer_gradients`): for each concept, the TCAV scores of its CAVs against R_1..R_m
-    (``concept_cavs``), compared with those of the random-vs-random CAVs ``random_cavs`` (R_0
-    against the same sets) by :func:`significance` at ``alpha`` / ``n_tests`` (default: the
+    (``concept_cavs``), compared with those of the random-vs-random CAVs ``random_cavs``
+    (:func:`random_cavs`) by :func:`significance` at ``alpha`` / ``n_tests`` (default: the
     number of concepts). ``layer`` and ``target`` are recorded in the results."""
     if not concept_cavs:
         raise ValueError("concept_cavs must name at least one concept")
@@ -350,17 +365,17 @@ def tcav(classifier, class_images: torch.Tensor, concepts: Mapping[str, torch.Te
     class ``target`` (index or label) of ``classifier``, on ``class_images`` (images of that class),
     at ``layer`` (default the classifier's ``default_layer``).
 
-    ``random_sets`` (at least 3): R_0 plays the concept in the random-vs-random CAVs; R_1..R_m are
-    the counterparts of every CAV (:func:`cavs_against`, holding out ``test_fraction`` of each set
-    for the CAV's accuracy). :func:`tcav_tests` compares each concept's m TCAV scores with the
-    m random-vs-random scores at ``alpha`` / ``n_tests`` (default: the number of concepts; pass the
-    number of hypotheses when the concepts are tested in several calls). Activations of every set
-    and the gradients of ``class_images`` are computed once, ``batch_size`` images at a time."""
+    ``random_sets`` R_1..R_m (at least 3): the counterparts of every concept's CAVs
+    (:func:`cavs_against`) and the sets of the random-vs-random CAVs (:func:`random_cavs`),
+    holding out ``test_fraction`` of each set for the CAV's accuracy. :func:`tcav_tests` compares
+    each concept's m TCAV scores with the m random-vs-random scores at ``alpha`` / ``n_tests``
+    (default: the number of concepts; pass the number of hypotheses when the concepts are tested
+    in several calls). Activations of every set and the gradients of ``class_images`` are
+    computed once, ``batch_size`` images at a time."""
     if not isinstance(concepts, Mapping) or not concepts:
         raise ValueError("concepts must be a non-empty mapping {name: images}")
     if len(random_sets) < 3:
-        raise ValueError(f"random_sets needs at least 3 sets (one random concept and 2 counterparts for the t-test), "
-                         f"got {len(random_sets)}")
+        raise ValueError(f"random_sets needs at least 3 sets (for 3 random-vs-random CAVs), got {len(random_sets)}")
     _, name = _model_and_layer(classifier, layer)
     class_x = _images("class_images", class_images)
     concept_x = {c: _images(f"concepts[{c!r}]", x) for c, x in concepts.items()}
@@ -374,12 +389,12 @@ def tcav(classifier, class_images: torch.Tensor, concepts: Mapping[str, torch.Te
 
     grads = layer_gradients(classifier, class_x, target, name, batch_size, progress)
     target_index = int(_targets(classifier, target, 1, unwrap(classifier)[0], class_x[:1])[0])
-    null, *counterparts = [activations(x) for x in random_x]
+    counterparts = [activations(x) for x in random_x]
     options = {"cav_classifier": cav_classifier, "seed": seed, "test_fraction": test_fraction}
-    random_cavs = cavs_against(null, counterparts, **options)
+    null = random_cavs(counterparts, **options)
     concept_cavs = {c: cavs_against(activations(x), counterparts, **options) for c, x in concept_x.items()}
-    return tcav_tests(grads, concept_cavs, random_cavs, alpha, n_tests, name, target_index)
+    return tcav_tests(grads, concept_cavs, null, alpha, n_tests, name, target_index)
 
 
-__all__ = ["ALPHA", "CAV", "CAV_CLASSIFIERS", "ConceptTest", "SGD_ALPHA", "cavs_against", "fit_cav",
-           "layer_activations", "layer_gradients", "sensitivities", "significance", "tcav", "tcav_score", "tcav_tests"]
+__all__ = ["ALPHA", "CAV", "CAV_CLASSIFIERS", "ConceptTest", "SGD_ALPHA", "cavs_against", "fit_cav", "layer_activations",
+           "layer_gradients", "random_cavs", "sensitivities", "significance", "tcav", "tcav_score", "tcav_tests"]

@@ -37,17 +37,17 @@ def identity():
 
 def test_magenta_sets_differ_by_the_mark_alone(gray_records, identity):
     mark = shortcut.Mark(size=16)
-    concept, randoms = concept_test.magenta_square_sets(identity, gray_records, 4, 3, mark, seed=1)
-    assert concept.shape == (4, 3, SIZE, SIZE) and len(randoms) == 3 and all(r.shape == concept.shape for r in randoms)
+    concepts, randoms = concept_test.magenta_square_sets(identity, gray_records, 4, 3, mark, seed=1)
+    assert len(concepts) == len(randoms) == 3 and all(x.shape == (4, 3, SIZE, SIZE) for x in concepts + randoms)
     magenta = torch.tensor([1.0, 0.0, 1.0]).view(3, 1, 1)
-    for x in concept:
-        values = {round(float(v), 4) for v in x[1].flatten()}                     # green: the gray level and 0
-        assert len(values) == 2 and 0.0 in values
-        assert int((x == magenta).all(0).sum()) == 16 * 16                        # one whole square
-    for r in randoms:
-        assert not (r == magenta).all(0).any()                                    # no mark
-    again, randoms_again = concept_test.magenta_square_sets(identity, gray_records, 4, 3, mark, seed=1)
-    assert torch.equal(again, concept) and all(torch.equal(a, b) for a, b in zip(randoms, randoms_again))
+    for concept, random in zip(concepts, randoms):
+        on_mark = (concept == magenta).all(1)                                   # [4, H, W]
+        assert on_mark.flatten(1).sum(1).tolist() == [16 * 16] * 4               # one whole square per image
+        assert torch.equal(concept[~on_mark[:, None].expand_as(concept)], random[~on_mark[:, None].expand_as(random)])
+        assert not (random == magenta).all(1).any()                             # the same images without the mark
+    assert not torch.equal(randoms[0], randoms[1])                              # different draws
+    again = concept_test.magenta_square_sets(identity, gray_records, 4, 3, mark, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(concepts + randoms, again[0] + again[1]))
 
 
 def test_crops_are_enlarged_boxes(tmp_path, identity):

@@ -9,10 +9,12 @@ with a logistic head of their own, so at a backbone layer the two models have th
 activations and the same CAVs: only the gradient of the class logit differs, and it alone
 decides the answer.
 
-* "magenta square" (:func:`magenta_square_sets`): concept images are MSLD images of either class
-  with the mark planted (:func:`xai_lab.experiments.shortcut.marked`), random sets are MSLD
-  images as they are, drawn with a seed from the same patients, so the concept's images differ
-  from random ones by the mark alone.
+* "magenta square" (:func:`magenta_square_sets`): random sets are MSLD images of either class as
+  they are, drawn with a seed; the concept set paired with each random set is the same images
+  with the mark planted (:func:`xai_lab.experiments.shortcut.marked`), so each CAV separates
+  images by the mark alone. (With one concept set drawn apart from the random sets, its CAVs
+  also carry whatever else its images have in common -- their mix of classes, say -- and the
+  clean model passed the test at one seed of five.)
 * "lesion" (:func:`lesion_sets`), a clinical concept: 64 x 64 crops of Monkeypox lesions chosen
   by hand (:data:`LESION_BOXES`), enlarged to the model's input size, against random sets of
   64 x 64 crops at seeded random positions of random ImageNet sample images, enlarged the same
@@ -31,7 +33,17 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from ..models import Classifier, msld
-from ..tcav import ALPHA, CAV, ConceptTest, cavs_against, layer_activations, layer_gradients, tcav_tests
+from ..tcav import (
+    ALPHA,
+    CAV,
+    ConceptTest,
+    cavs_against,
+    fit_cav,
+    layer_activations,
+    layer_gradients,
+    random_cavs,
+    tcav_tests,
+)
 from .shortcut import Mark, inputs, marked, shared_backbone
 
 #: 64 x 64 boxes (image id, top, left) on Monkeypox lesions of training patients, chosen by looking
@@ -81,13 +93,15 @@ def _sample(records: Sequence, k: int, generator: torch.Generator) -> list:
 
 
 def magenta_square_sets(classifier: Classifier, pool: Sequence, set_size: int, n_random: int,
-                        mark: Mark = DEFAULT_MARK, seed: int = 0) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(concept images, random sets): ``set_size`` images of ``pool`` with the mark planted, and
-    ``n_random`` sets of ``set_size`` images of ``pool`` as they are, each drawn with a generator
-    seeded by ``seed``."""
+                        mark: Mark = DEFAULT_MARK, seed: int = 0) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """(concept sets, random sets): ``n_random`` random sets R_j of ``set_size`` images of ``pool``
+    as they are, each drawn with a generator seeded by ``seed``, and the concept set C_j of each:
+    the same images with the mark planted. A CAV of C_j against R_j separates the images with
+    the mark from the same images without it: the mark is all that differs."""
     generator = torch.Generator().manual_seed(seed)
-    concept = inputs(classifier, _sample(pool, set_size, generator), marked(mark, msld.CATEGORIES))
-    return concept, [inputs(classifier, _sample(pool, set_size, generator)) for _ in range(n_random)]
+    draws = [_sample(pool, set_size, generator) for _ in range(n_random)]
+    with_mark = marked(mark, msld.CATEGORIES)
+    return [inputs(classifier, d, with_mark) for d in draws], [inputs(classifier, d) for d in draws]
 
 
 def lesion_sets(classifier: Classifier, pool: Sequence, random_pool: Sequence, n_random: int, seed: int = 0,
@@ -113,18 +127,24 @@ def lesion_sets(classifier: Classifier, pool: Sequence, random_pool: Sequence, n
 def concept_cavs(classifier: Classifier, pool: Sequence, random_pool: Sequence, set_size: int, n_random: int,
                  mark: Mark = DEFAULT_MARK, layer: str = LAYER, batch_size: int = 16, seed: int = 0,
                  progress: bool = False) -> dict[str, tuple[list[CAV], list[CAV]]]:
-    """{concept: (its CAVs against R_1..R_m, the random-vs-random CAVs R_0 against R_1..R_m)} for
-    :data:`CONCEPTS` at ``layer`` (:func:`xai_lab.tcav.cavs_against`, seeded by ``seed``, a fifth
-    of each set held out for the CAV's accuracy)."""
-    out = {}
-    sets = {"magenta square": magenta_square_sets(classifier, pool, set_size, n_random + 1, mark, seed),
-            "lesion": lesion_sets(classifier, pool, random_pool, n_random + 1, seed)}
-    for concept, (images, random_sets) in sets.items():
-        null, *counterparts = [layer_activations(classifier, x, layer, batch_size, progress) for x in random_sets]
-        acts = layer_activations(classifier, images, layer, batch_size, progress)
-        out[concept] = (cavs_against(acts, counterparts, seed=seed, test_fraction=TEST_FRACTION),
-                        cavs_against(null, counterparts, seed=seed, test_fraction=TEST_FRACTION))
-    return out
+    """{concept: (its CAVs against R_1..R_m, the random-vs-random CAVs of R_1..R_m)} for
+    :data:`CONCEPTS` at ``layer``, seeded by ``seed`` as :func:`xai_lab.tcav.cavs_against` and
+    :func:`xai_lab.tcav.random_cavs` (the magenta square's j-th CAV: its concept set C_j against
+    R_j, with seed ``seed + j``), a fifth of each set held out for the CAV's accuracy."""
+    def activations(x):
+        return layer_activations(classifier, x, layer, batch_size, progress)
+
+    def null(random_sets):
+        return random_cavs([activations(x) for x in random_sets], seed=seed, test_fraction=TEST_FRACTION)
+
+    squares, square_random = magenta_square_sets(classifier, pool, set_size, n_random, mark, seed)
+    square_cavs = [fit_cav(activations(c), activations(r), seed=seed + j, test_fraction=TEST_FRACTION)
+                   for j, (c, r) in enumerate(zip(squares, square_random), 1)]
+    lesion, lesion_random = lesion_sets(classifier, pool, random_pool, n_random, seed)
+    lesion_acts = [activations(x) for x in lesion_random]
+    return {"magenta square": (square_cavs, null(square_random)),
+            "lesion": (cavs_against(activations(lesion), lesion_acts, seed=seed, test_fraction=TEST_FRACTION),
+                       random_cavs(lesion_acts, seed=seed, test_fraction=TEST_FRACTION))}
 
 
 def concept_tests(classifiers: Mapping[str, Classifier], records=None, set_size: int = 20, n_random: int = 10,
@@ -137,7 +157,7 @@ def concept_tests(classifiers: Mapping[str, Classifier], records=None, set_size:
     ``records`` (default: every MSLD record) are split by :func:`xai_lab.models.msld.split_records`;
     concept images and the magenta square's random sets come from the training patients, the
     lesion's random sets from the ImageNet samples (:func:`xai_lab.data.imagenet_samples`);
-    ``n_random`` counterparts R_1..R_m plus one random concept R_0 per concept, ``set_size``
+    ``n_random`` random sets R_1..R_m per concept, ``set_size``
     images per magenta set. The class images are the first ``class_images`` (default all)
     Monkeypox images of the test patients, unmarked. The two concepts are two hypotheses per
     model: each is significant when p < ``alpha`` / 2 (Bonferroni). Classifiers that share their
