@@ -47,11 +47,11 @@ from ..tcav import (
 from .shortcut import Mark, inputs, marked, shared_backbone
 
 #: 64 x 64 boxes (image id, top, left) on Monkeypox lesions of training patients, chosen by looking
-#: at the images on a 32-pixel grid: a blister, pustule, crust or scab fills the box's middle.
-LESION_BOXES = (("M06_01", 64, 64), ("M07_01", 20, 20), ("M07_01", 80, 80), ("M11_01", 30, 80),
+#: at the images on a grid: each holds one or more lesions (pustules, blisters, crusts, a rash).
+LESION_BOXES = (("M06_01", 64, 64), ("M07_01", 20, 20), ("M07_01", 80, 80), ("M11_01", 88, 86),
                 ("M12_01", 60, 80), ("M17_01", 40, 96), ("M21_01", 32, 150), ("M21_01", 60, 20),
                 ("M23_01", 90, 80), ("M27_01", 96, 80), ("M29_01", 140, 30), ("M31_01", 80, 100),
-                ("M31_01", 150, 60), ("M35_01", 150, 40), ("M35_01", 150, 100))
+                ("M31_01", 150, 60), ("M35_01", 104, 36), ("M35_01", 104, 80))
 CROP = 64
 #: The layer tested: the last block of the backbone (320 channels, 7 x 7 at 224 pixels), before
 #: the head's 1 x 1 convolution. At the pooled features the gradient of a logistic head would be
