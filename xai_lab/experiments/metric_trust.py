@@ -558,6 +558,10 @@ def plot_trust(results: Mapping[str, MetricTrust], ax=None, order: Sequence[str]
     if not results:
         raise ValueError("no metrics to plot")
     order = list(order) if order is not None else sorted(results, key=lambda k: (-results[k].spearman.value, k))
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(max(6.0, 0.6 * len(order)), 3.6))
 
     def shown(i: Interval) -> Interval:
         return Interval(i.value, max(i.low, -1.0), min(i.high, 1.0), i.n, i.level)
