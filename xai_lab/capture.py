@@ -12,6 +12,20 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import nn
 
+from .models import unwrap
+
+
+def model_and_layer(classifier_or_model, layer: str | nn.Module | None = None) -> tuple[nn.Module, object, str]:
+    """``(model, classifier or None, layer name)``: ``layer`` resolved in the model, or (None) the
+    classifier's ``default_layer``; a bare model without ``layer`` raises a ``ValueError``."""
+    model, classifier = unwrap(classifier_or_model)
+    if layer is None:
+        if classifier is None:
+            raise ValueError("A bare model has no default layer: pass layer=...")
+        layer = classifier.default_layer
+    name, _ = resolve_layer(model, layer)
+    return model, classifier, name
+
 
 def resolve_layer(model: nn.Module, layer: str | nn.Module) -> tuple[str, nn.Module]:
     """``layer`` as a module name (``"features"``, ``"layer4.1.conv2"``) or a module of ``model``

@@ -14,8 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .capture import LayerRecorder, resolve_layer
-from .models import unwrap
+from .capture import LayerRecorder, model_and_layer
 from .ops import check_input, eval_mode, upsample
 
 
@@ -115,12 +114,7 @@ def deep_feature_factorization(classifier, images: torch.Tensor, layer=None, n_c
     The activations, one row per image and position, form V [N*h*w, K]; negative values
     (a layer before its ReLU) are set to 0. V ~= W H by :func:`nmf` in float64. Returns a
     :class:`Factorization`; ``top_k`` classes per concept come from the classifier's head."""
-    model, clf = unwrap(classifier)
-    if layer is None:
-        if clf is None:
-            raise ValueError("A bare model has no default layer: pass layer=...")
-        layer = clf.default_layer
-    name, _ = resolve_layer(model, layer)
+    model, clf, name = model_and_layer(classifier, layer)
     if not isinstance(n_concepts, int) or n_concepts < 1:
         raise ValueError(f"n_concepts must be a positive integer, got {n_concepts!r}")
     x = check_input(images).to(next(model.parameters()).device)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .capture import LayerRecorder, forward_hooks, resolve_layer
+from .capture import LayerRecorder, forward_hooks, model_and_layer
 from .models import unwrap
 from .ops import check_fraction, check_input, check_positive, eval_mode, model_device
 from .targets import check_targets, class_index, target_scores
@@ -129,7 +129,7 @@ def layer_activations(classifier, images: torch.Tensor, layer=None, batch_size: 
     ``batch_size`` (no autograd graph)."""
     from tqdm import tqdm
 
-    model, name = _model_and_layer(classifier, layer)
+    model, _, name = model_and_layer(classifier, layer)
     x = _images("images", images)
     check_positive("batch_size", batch_size, integer=True)
     out = []
@@ -150,7 +150,7 @@ def layer_gradients(classifier, images: torch.Tensor, target, layer=None, batch_
     pass per batch; the graph starts at the layer (nothing before it is recorded)."""
     from tqdm import tqdm
 
-    model, name = _model_and_layer(classifier, layer)
+    model, _, name = model_and_layer(classifier, layer)
     x = _images("images", images)
     check_positive("batch_size", batch_size, integer=True)
     targets = _targets(classifier, target, len(x), model, x[:1])
@@ -172,16 +172,6 @@ def layer_gradients(classifier, images: torch.Tensor, target, layer=None, batch_
                 (grads,) = torch.autograd.grad(scores.sum(), activations)
             out.append(grads.flatten(1).detach().cpu())
     return torch.cat(out)
-
-
-def _model_and_layer(classifier, layer) -> tuple[torch.nn.Module, str]:
-    model, clf = unwrap(classifier)
-    if layer is None:
-        if clf is None:
-            raise ValueError("A bare model has no default layer: pass layer=...")
-        layer = clf.default_layer
-    name, _ = resolve_layer(model, layer)
-    return model, name
 
 
 def _targets(classifier, target, n: int, model: torch.nn.Module, probe: torch.Tensor) -> torch.Tensor:
@@ -376,7 +366,7 @@ def tcav(classifier, class_images: torch.Tensor, concepts: Mapping[str, torch.Te
         raise ValueError("concepts must be a non-empty mapping {name: images}")
     if len(random_sets) < 3:
         raise ValueError(f"random_sets needs at least 3 sets (for 3 random-vs-random CAVs), got {len(random_sets)}")
-    _, name = _model_and_layer(classifier, layer)
+    _, _, name = model_and_layer(classifier, layer)
     class_x = _images("class_images", class_images)
     concept_x = {c: _images(f"concepts[{c!r}]", x) for c, x in concepts.items()}
     random_x = [_images(f"random_sets[{j}]", x) for j, x in enumerate(random_sets)]
