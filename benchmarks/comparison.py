@@ -62,6 +62,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
+    REPO,
     ResultsFile,
     add_common,
     check_device,
@@ -80,7 +81,6 @@ from xai_lab.metrics.comparison import Protocol, compare, directions, evaluate, 
 from xai_lab.metrics.layer_sweep import layer_sweep, sweep_means  # noqa: E402
 from xai_lab.registry import method_spec  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "comparison-v1"
 DATASETS = ("imagenet", "msld", "shortcut")
 MODELS = {"imagenet": "efficientnet_lite0", "msld": "msld_efficientnet_lite0",

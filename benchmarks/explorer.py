@@ -52,7 +52,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import comparison  # noqa: E402  (its settings, variants and image loading: one home)
-from _common import ResultsFile, add_common, check_device, count, environment, positive_int, set_threads  # noqa: E402
+from _common import REPO, ResultsFile, add_common, check_device, count, environment, positive_int, set_threads  # noqa: E402
 
 import xai_lab  # noqa: E402
 from xai_lab.metrics import deletion_auc, insertion_auc  # noqa: E402
@@ -60,7 +60,6 @@ from xai_lab.metrics.comparison import Protocol  # noqa: E402
 from xai_lab.plot import is_signed  # noqa: E402
 from xai_lab.registry import method_spec  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "explorer-v1"
 ROLES = ("predicted", "runner_up")
 #: The comparison's settings, except for these perturbation methods, made cheaper for the grid.

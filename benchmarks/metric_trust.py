@@ -54,6 +54,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import (  # noqa: E402
+    REPO,
     ResultsFile,
     add_common,
     check_device,
@@ -71,7 +72,6 @@ from xai_lab.experiments import shortcut  # noqa: E402
 from xai_lab.models import msld  # noqa: E402
 from xai_lab.registry import method_spec  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "metric-trust-v1"
 MODEL = "shortcut.train_marked(marked(Mark(), ('Monkeypox',)), copies=2)"
 QUICK = {"n": 2, "methods": ("gradcam", "saliency", "random")}
