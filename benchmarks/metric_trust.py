@@ -24,11 +24,13 @@ their options); ``--metrics default`` is ``metric_trust.DEFAULT_METRICS``. ``--q
 image of each of the first 2 patients, gradcam, saliency and random, every default metric at ``metric_trust.QUICK_SETTINGS``,
 written under ``<out>/quick`` (a smoke run of the whole pipeline, about a minute of CPU).
 
-Files under ``--out``: ``records.jsonl`` (one line per finished (image, method); a killed or
-time-boxed run started again with the same command continues where it stopped; a run that adds
-methods keeps the old records), ``summary.json`` (config, coverage, the truth ranking with
-intervals, one entry per metric), ``provenance.json`` (every run that added records: command,
-the commit at its start, wall and CPU seconds; package versions and machine of the last run).
+Files under ``--out``: ``records.jsonl`` (one line per finished (image, method), patients first:
+the first image of every patient, then their second images, and so on, so that a partial run
+holds as many patients as it can; a killed or time-boxed run started again with the same command
+continues where it stopped; a run that adds methods keeps the old records), ``summary.json``
+(config, coverage, the truth ranking with intervals, one entry per metric), ``provenance.json``
+(every run that added records: command, the commit at its start, wall and CPU seconds; package
+versions and machine of the last run).
 
 Cost (process CPU seconds, one torch thread on a loaded 2-core machine; an idle machine or a
 GPU needs less): per (image, method) the metrics that read the map alone take about 10 s
@@ -143,14 +145,15 @@ def _interrupt(signum, frame):
 
 
 def run(args, classifier, records, settings: mt.Settings) -> tuple[Path, dict]:
-    """Score every (image, method) the results file lacks, in image order; returns the file and a run log."""
+    """Score every (image, method) the results file lacks, patients first (:func:`patients_first`);
+    returns the file and a run log."""
     config = make_config(args, settings)
     try:
         results = ResultsFile(args.out / "records.jsonl", config)
     except ValueError as e:
         raise SystemExit(str(e)) from None
     transform = shortcut.marked(shortcut.Mark(), msld.CATEGORIES)
-    jobs = [(i, name) for i in range(len(records)) for name in args.methods]
+    jobs = [(i, name) for i in patients_first(records) for name in args.methods]
     todo = [(i, name) for i, name in jobs if ("score", image_key(i, records[i]), name) not in results.done]
     todo = todo if args.limit is None else todo[:args.limit]
     print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} done or left out, running {len(todo)} ({results.path})",
@@ -179,6 +182,19 @@ def run(args, classifier, records, settings: mt.Settings) -> tuple[Path, dict]:
                           "cpu_seconds": round(time.process_time() - cpu, 1),
                           "cpu_seconds_jobs": round(sum(r["cpu_seconds"] for r in new), 1), "jobs_run": ran,
                           "note": args.note, "device": str(args.device), "threads": torch.get_num_threads()}
+
+
+def patients_first(records) -> list[int]:
+    """The images' indices in the order a run scores them: the first image of every patient (in
+    image order), then every patient's second, and so on. A run stopped early then holds as many
+    patients, the bootstrap's resampling units, as it can (in image order the first four test
+    images are one patient's, whose intervals say nothing)."""
+    seen: dict[str, int] = {}
+    rank = []
+    for record in records:
+        rank.append(seen.get(record.patient_id, 0))
+        seen[record.patient_id] = rank[-1] + 1
+    return sorted(range(len(records)), key=lambda i: (rank[i], i))
 
 
 def image_key(index: int, record) -> str:

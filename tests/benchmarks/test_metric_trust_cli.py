@@ -93,3 +93,11 @@ def test_argument_errors_are_clear(bench, capsys, argv, message):
     with pytest.raises(SystemExit) as e:
         bench.main(argv)
     assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_jobs_go_patients_first(bench, tmp_path):
+    """The first image of every patient, then the second ones: a run stopped early holds many patients."""
+    records = [ImageRecord(path=tmp_path / f"{p}_{k}.png", label="Monkeypox", patient_id=p, image_id=f"{p}_{k}")
+               for p, k in (("A", 1), ("A", 2), ("A", 3), ("B", 1), ("C", 1), ("C", 2))]
+    assert bench.patients_first(records) == [0, 3, 4, 1, 5, 2]
+    assert bench.patients_first([]) == []
