@@ -1,6 +1,9 @@
 """LRP (xai_lab/methods/lrp.py): values by hand on a two-layer network for every rule, relevance
 conservation layer by layer, epsilon -> 0 is gradient x input, zplus is non-negative, equal maps
-to zennit's on VGG-like, ResNet and MobileNet-like networks, and the model left as found."""
+to zennit's on VGG-like, ResNet and MobileNet-like networks, and the model left as found.
+
+Issue 16 ("LRP equals zennit on two architectures and conserves relevance"):
+test_equal_to_zennit_and_conserved_on_two_architectures, on a VGG-like network and ResNet-18."""
 from __future__ import annotations
 
 import copy
@@ -106,23 +109,34 @@ def test_every_rule_by_hand_on_two_dense_layers(rule, first, second, target):
     assert e.forward_passes == 1 and e.backward_passes == 1
 
 
+def _relevance_at(model: nn.Module, modules: dict[str, nn.Module], x: torch.Tensor, **options):
+    """R = a * c at the input ``a`` of each of ``modules`` (c, the gradient the LRP backward pass
+    hands ``a``, recorded by a tensor hook), by name, and the explanation of ``x``."""
+    relevance = {}
+
+    def record(name: str):
+        def hook(module, inputs, output):
+            a = inputs[0]
+            a.register_hook(lambda g: relevance.__setitem__(name, a.detach() * g.detach()))
+        return hook
+
+    handles = [module.register_forward_hook(record(name)) for name, module in modules.items()]
+    try:
+        e = xai_lab.explain(model, x, method="lrp", **options)
+    finally:
+        for h in handles:
+            h.remove()
+    return relevance, e
+
+
 def test_the_bias_share_leaks_as_documented():
     """Epsilon with biases: the top layer hands down y_c - b_c (the bias keeps its share b_c / s(y_c) y_c)."""
     model = TwoLayers(W1, B1, W2, B2).eval()
     x = torch.tensor(X).view(1, 3, 2, 2)
-    seen = []
-
-    def record(module, inputs, output):
-        output.register_hook(lambda g: seen.append((output.detach() * g).sum()))
-
-    handle = model.act.register_forward_hook(record)
-    try:
-        e = xai_lab.explain(model, x, method="lrp", rule="epsilon", target=0, epsilon=1e-9)
-    finally:
-        handle.remove()
-    y = float(e.extras["score"][0])
-    assert float(seen[0]) == pytest.approx(y - B2[0], rel=1e-5)
-    assert abs(float(seen[0]) - y) > 0.1  # the leak is real
+    relevance, e = _relevance_at(model, {"hidden": model.fc2}, x, rule="epsilon", target=0, epsilon=1e-9)
+    y, handed_down = float(e.extras["score"][0]), float(relevance["hidden"].sum())
+    assert handed_down == pytest.approx(y - B2[0], rel=1e-5)
+    assert abs(handed_down - y) > 0.1  # the leak is real
 
 
 # --- conservation, layer by layer ---------------------------------------------------------------
@@ -151,67 +165,41 @@ class Residual(nn.Module):
 LAYERS = ("conv2", "act2", "pool", "depthwise", "act3", "head.2")  # Residual's modules whose input is recorded
 
 
-def _relevance_per_layer(model, x, target, **options):
-    """Sum of R = a * c over the input a of each module of LAYERS (c recorded by a tensor hook),
-    and over the input image; also the target score."""
-    sums = {}
-
-    def record(name):
-        def hook(module, inputs, output):
-            a = inputs[0]
-            a.register_hook(lambda g: sums.__setitem__(name, float((a.detach() * g.detach()).sum())))
-        return hook
-
-    modules = dict(model.named_modules())
-    handles = [modules[name].register_forward_hook(record(name)) for name in LAYERS]
-    try:
-        e = xai_lab.explain(model, x, method="lrp", target=target, **options)
-    finally:
-        for h in handles:
-            h.remove()
-    sums["input"] = float(e.extras["attribution"].sum())
-    return sums, float(e.extras["score"][0])
-
-
-@pytest.mark.parametrize("rule", [r for r in RULES if "alpha2beta1" not in r])
-def test_relevance_is_conserved_layer_by_layer_without_biases(rule):
+def _residual_case() -> tuple[nn.Module, torch.Tensor, dict[str, nn.Module], int]:
+    """Residual, an input that drives some ReLU6 inputs above 6, the modules of LAYERS, the target."""
     model = Residual().eval()
-    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 10  # some ReLU6 inputs above 6
+    x = torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(3)) * 10
     with torch.no_grad():
         pre = model.conv2(model.act1(model.conv1(x))) + model.act1(model.conv1(x))
     assert (pre > 6).any()  # the clamp is active somewhere: ReLU6 passes relevance where the gradient is 0
-    sums, score = _relevance_per_layer(model, x, target=2, rule=rule)
-    assert set(sums) == {*LAYERS, "input"}
-    for name, total in sums.items():
-        assert total == pytest.approx(score, rel=1e-5), (name, sums, score)
+    modules = dict(model.named_modules())
+    return model, x, {name: modules[name] for name in LAYERS}, 2
 
 
-@pytest.mark.parametrize("rule", ["alpha2beta1", "alpha1beta0"])
-def test_alpha_beta_conserves_where_every_output_has_contributions_of_both_signs(rule):
-    """Alpha-beta hands down alpha R_k - beta R_k = R_k only where output k has positive and
-    negative contributions (a depthwise kernel over zeros may not: the Residual network above);
-    dense layers over many inputs with weights of both signs do."""
+def _dense_case() -> tuple[nn.Module, torch.Tensor, dict[str, nn.Module], int]:
+    """Three dense layers over many inputs with weights of both signs, the two upper ones, the target."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(48, 64, bias=False), nn.ReLU(), nn.Linear(64, 32, bias=False),
                           nn.ReLU(), nn.Linear(32, 3, bias=False)).eval()
     x = torch.randn(1, 3, 4, 4, generator=torch.Generator().manual_seed(1))
-    sums = {}
+    return model, x, {"dense 2": model[3], "dense 3": model[5]}, 0
 
-    def record(name):
-        def hook(module, inputs, output):
-            a = inputs[0]
-            a.register_hook(lambda g: sums.__setitem__(name, float((a.detach() * g.detach()).sum())))
-        return hook
 
-    handles = [model[i].register_forward_hook(record(i)) for i in (3, 5)]
-    try:
-        e = xai_lab.explain(model, x, method="lrp", rule=rule, target=0)
-    finally:
-        for h in handles:
-            h.remove()
+CONSERVING = [("residual", rule) for rule in RULES if "alpha2beta1" not in rule] + [
+    ("dense", "alpha2beta1"), ("dense", "alpha1beta0")]
+
+
+@pytest.mark.parametrize("network, rule", CONSERVING)
+def test_relevance_is_conserved_layer_by_layer_without_biases(network, rule):
+    """The sum of R = a * c at the input of every recorded layer and at the image is the target
+    score. Alpha-beta hands down alpha R_k - beta R_k = R_k only where output k has positive and
+    negative contributions (a depthwise kernel over zeros may not: Residual), so it is checked on
+    dense layers over many inputs with weights of both signs, which do."""
+    model, x, modules, target = {"residual": _residual_case, "dense": _dense_case}[network]()
+    relevance, e = _relevance_at(model, modules, x, rule=rule, target=target)
+    sums = {name: float(r.sum()) for name, r in relevance.items()} | {"input": float(e.extras["attribution"].sum())}
     score = float(e.extras["score"][0])
-    sums["input"] = float(e.extras["attribution"].sum())
-    assert len(sums) == 3
+    assert set(sums) == {*modules, "input"}
     for name, total in sums.items():
         assert total == pytest.approx(score, rel=1e-5), (name, sums, score)
 
@@ -344,18 +332,62 @@ def networks():
     return {"vgg": vgg_like().double(), "resnet": resnet_like().double(), "mobile": mobile_like().double()}
 
 
-@pytest.mark.parametrize("kind", ["vgg", "resnet", "mobile"])
-@pytest.mark.parametrize("rule", ZENNIT_RULES)
-def test_equal_to_zennit(networks, kind, rule):
-    """Same composite, batch norm merged (zennit's canonizers), R = y_c at the output: equal maps
-    to 1e-5 of the largest value, in float64 (in float32 the epsilon rule's 1e-6 is within rounding
-    of some z, and rounding alone moves those shares). Batch norms with eps = 0: see the next test."""
-    model = networks[kind]
+def _without_biases(model: nn.Module, first: nn.Module) -> nn.Module:
+    """``model`` with every bias 0 and every batch norm's running mean and shift 0 (its fold into the
+    convolution has no bias either), so that LRP conserves relevance; ``first``, the first
+    convolution, scaled by 1000 so that the stabilizers' 1e-6 is negligible next to every z (a layer
+    keeps about eps / |z| of its relevance; the network without biases is positively homogeneous)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and m.bias is not None:
+                m.bias.zero_()
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.zero_()
+                m.bias.zero_()
+        first.weight.mul_(1000)
+    return model
+
+
+@pytest.fixture(scope="module")
+def networks_without_biases(networks):
+    vgg, resnet = copy.deepcopy(networks["vgg"]), copy.deepcopy(networks["resnet"])
+    return {"vgg": _without_biases(vgg, vgg[0]), "resnet": _without_biases(resnet, resnet.conv1)}
+
+
+def _ours_and_zennits(model: nn.Module, kind: str, rule: str):
+    """Our explanation and zennit's relevance for classes 3 and 7 of two float64 images; the same
+    composite, batch norm merged (zennit's canonizers for ``kind``), R = y_c at the output."""
     x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     target = torch.tensor([3, 7])
     ref = zennit_relevance(model, x, target, rule, _canonizers(kind))
-    ours = xai_lab.explain(_classifier(model), x, method="lrp", rule=rule, target=target).extras["attribution"]
+    return xai_lab.explain(_classifier(model), x, method="lrp", rule=rule, target=target), ref
+
+
+def _assert_equal_maps(ours: torch.Tensor, ref: torch.Tensor) -> None:
+    """Equal to 1e-5 of the largest value of zennit's map."""
     assert (ours - ref).abs().max() <= 1e-5 * ref.abs().max(), float((ours - ref).abs().max() / ref.abs().max())
+
+
+@pytest.mark.parametrize("kind", ["vgg", "resnet", "mobile"])
+@pytest.mark.parametrize("rule", ZENNIT_RULES)
+def test_equal_to_zennit(networks, kind, rule):
+    """Equal maps to 1e-5 of the largest value, in float64 (in float32 the epsilon rule's 1e-6 is
+    within rounding of some z, and rounding alone moves those shares), with biases and batch norms.
+    Batch norms with eps = 0: see test_zennit_merged_batch_norm_keeps_its_eps."""
+    ours, ref = _ours_and_zennits(networks[kind], kind, rule)
+    _assert_equal_maps(ours.extras["attribution"], ref)
+
+
+@pytest.mark.parametrize("kind", ["vgg", "resnet"])
+@pytest.mark.parametrize("rule", ZENNIT_RULES)
+def test_equal_to_zennit_and_conserved_on_two_architectures(networks_without_biases, kind, rule):
+    """Issue 16, on the VGG-like network and ResNet-18 without biases: our map equals zennit's
+    (as in test_equal_to_zennit), and each image's map sums to its target score to 1e-5 (relevance
+    conserved from the logit to the pixels; with biases, each bias keeps a share)."""
+    ours, ref = _ours_and_zennits(networks_without_biases[kind], kind, rule)
+    attribution, score = ours.extras["attribution"], ours.extras["score"]
+    _assert_equal_maps(attribution, ref)
+    assert torch.allclose(attribution.sum(dim=(1, 2, 3)), score, rtol=1e-5, atol=0), (attribution.sum(dim=(1, 2, 3)), score)
 
 
 def test_zennit_merged_batch_norm_keeps_its_eps():
@@ -420,18 +452,7 @@ def test_relu6_passes_relevance_where_the_gradient_does_not(networks):
     test_equal_to_zennit)."""
     model = networks["mobile"]
     x = torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    sums = {}
-
-    def record(name, tensor):
-        tensor.register_hook(lambda g: sums.__setitem__(name, (tensor.detach() * g)))
-
-    handles = [model[2].register_forward_hook(lambda m, i, o: record("into", i[0])),
-               model[3].register_forward_hook(lambda m, i, o: record("out of", i[0]))]
-    try:
-        xai_lab.explain(model, x, method="lrp", rule="zplus", target=1)
-    finally:
-        for h in handles:
-            h.remove()
+    sums, _ = _relevance_at(model, {"into": model[2], "out of": model[3]}, x, rule="zplus", target=1)
     with torch.no_grad():
         clamped = model[1](model[0](x)) > 6
     assert clamped.any() and (sums["out of"][clamped] != 0).any()
