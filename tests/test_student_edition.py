@@ -1,5 +1,8 @@
 """The student edition strips exactly the exercise solutions from every chapter."""
 import importlib.util
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,10 @@ student_edition = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(student_edition)
 
 CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md") if "## Exercises" in p.read_text(encoding="utf-8"))
+TOC_PAGES = re.findall(r"(?:root|file):\s*([^\s#]+)", (ROOT / "_toc.yml").read_text(encoding="utf-8"))
+#: What a solution leaves in a chapter's source, found without student_edition's own parser: the
+#: "# Solution 1" comments of the solution cells, a ``solution`` tag, a Solution admonition or dropdown.
+SOLUTION_MARKER = re.compile(r"#\s*Solutions?\s+\d|:tags:\s*\[[^\]]*\bsolution\b|\{(?:admonition|dropdown)\}\s*Solution")
 
 
 def test_every_chapter_with_exercises_is_found():
@@ -40,3 +47,22 @@ def test_the_copy_holds_the_book_without_solutions(tmp_path):
     assert (tmp_path / "student" / "_toc.yml").exists() and (tmp_path / "student" / "book" / "_ext").exists()
     for chapter in stripped:
         assert student_edition.solution_cells(chapter.read_text(encoding="utf-8")) == []
+
+
+def test_the_script_writes_every_toc_page_and_no_solution(tmp_path):
+    """What ``make book-student`` runs before its build, ``python book/_ext/student_edition.py OUT``:
+    the copy has the book's toc and every page of it, and every chapter with exercises keeps its
+    Exercises heading but no solution marker and no hidden cell after that heading."""
+    out = tmp_path / "student"
+    script = ROOT / "book" / "_ext" / "student_edition.py"
+    run = subprocess.run([sys.executable, str(script), str(out)], capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stderr
+    assert f"solutions removed from {len(CHAPTERS)} chapters" in run.stdout
+    assert (out / "_toc.yml").read_text(encoding="utf-8") == (ROOT / "_toc.yml").read_text(encoding="utf-8")
+    assert len(TOC_PAGES) >= 20 and [page for page in TOC_PAGES if not (out / f"{page}.md").is_file()] == []
+    assert any(SOLUTION_MARKER.search(chapter.read_text(encoding="utf-8")) for chapter in CHAPTERS)  # the marker is real
+    for chapter in CHAPTERS:
+        text = (out / "book" / chapter.name).read_text(encoding="utf-8")
+        assert "## Exercises" in text, chapter.name
+        assert SOLUTION_MARKER.search(text) is None, (chapter.name, SOLUTION_MARKER.search(text))
+        assert "hide-cell" not in text[text.index("## Exercises"):], chapter.name
