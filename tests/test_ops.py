@@ -5,10 +5,12 @@ import torch
 import xai_lab
 from xai_lab.ops import (
     BASELINES,
+    CPU_FORWARD_BATCH,
     baseline_image,
     check_fraction,
     check_input,
     check_positive,
+    forward_batch_size,
     gaussian_blur,
     model_device,
     model_dtype,
@@ -90,3 +92,15 @@ def test_the_registry_imports_no_method():
     imported += [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     assert not [m for m in imported if "methods" in m or m.startswith(".")], imported
     assert xai_lab.methods() == sorted(xai_lab.registry._REGISTRY)
+
+
+def test_forward_batch_size_is_small_on_a_cpu_and_the_callers_elsewhere():
+    assert forward_batch_size(None, "cpu", accelerator=100) == CPU_FORWARD_BATCH
+    assert forward_batch_size(None, torch.device("cpu"), accelerator=100) == CPU_FORWARD_BATCH
+    assert forward_batch_size(None, torch.device("cuda", 0), accelerator=100) == 100  # no GPU needed to name one
+    assert forward_batch_size(None, "meta", accelerator=7) == 7
+    assert forward_batch_size(37, "cpu", accelerator=100) == 37
+    with pytest.raises(ValueError, match="batch_size"):
+        forward_batch_size(0, "cpu", accelerator=100)
+    with pytest.raises(TypeError, match="batch_size"):
+        forward_batch_size(2.5, "cpu", accelerator=100)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import xai_lab
+from xai_lab.ops import CPU_FORWARD_BATCH
 from xai_lab.registry import method_spec
 
 # (method, option, bad values): each bad value must raise ValueError or TypeError naming the option.
@@ -70,3 +71,22 @@ def test_a_class_label_as_target(lite0, coffee_chelsea):
 def test_a_label_needs_class_names(tiny, tiny_input):
     with pytest.raises(ValueError, match="class label"):
         xai_lab.explain(tiny, tiny_input, method="saliency", target="cat")
+
+
+# (method, options) of the methods whose forward passes take batch_size=None as "small on a CPU".
+FORWARD_BATCHED = [("occlusion", {"window": 4, "stride": 2}), ("rise", {"n_masks": 12, "cells": 2}),
+                   ("scorecam", {"layer": "conv2"}), ("lime", {"num_samples": 12, "segmentation": "slic",
+                             "segmentation_kwargs": {"n_segments": 4, "start_label": 0}})]
+
+
+@pytest.mark.parametrize("method,options", FORWARD_BATCHED)
+def test_forward_batches_are_small_on_a_cpu_by_default_and_do_not_change_the_map(tiny, tiny_input, method, options):
+    sizes = []
+    hook = tiny.register_forward_pre_hook(lambda module, inputs: sizes.append(len(inputs[0])))
+    try:
+        default = xai_lab.explain(tiny, tiny_input, method=method, target=0, seed=0, **options)
+    finally:
+        hook.remove()
+    assert max(sizes) == CPU_FORWARD_BATCH
+    large = xai_lab.explain(tiny, tiny_input, method=method, target=0, seed=0, batch_size=64, **options)
+    assert torch.allclose(default.saliency, large.saliency, atol=1e-6)

@@ -14,6 +14,7 @@ from xai_lab.metrics.shapley import (
     superpixel_means,
     superpixel_sums,
 )
+from xai_lab.ops import CPU_FORWARD_BATCH
 
 
 def test_coalitions_are_numbered_by_bitmask():
@@ -134,7 +135,7 @@ def test_a_linear_model_gets_its_own_contributions():
 
 
 def test_the_default_batches_are_small_and_do_not_change_the_values():
-    """16 coalitions a pass by default (cheap on a CPU); the values of any batch size agree."""
+    """CPU_FORWARD_BATCH coalitions a pass by default on a CPU; the values of any batch size agree."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
     x = torch.randn(1, 3, 8, 8)
@@ -145,7 +146,7 @@ def test_the_default_batches_are_small_and_do_not_change_the_values():
         default = exact_superpixel_shapley(model, x, seg, target=2)
     finally:
         hook.remove()
-    assert max(sizes) == 16 and sum(sizes) == 64  # every coalition once, 16 a pass
+    assert max(sizes) == CPU_FORWARD_BATCH and sum(sizes) == 64  # every coalition once
     for batch_size in (5, 64):
         other = exact_superpixel_shapley(model, x, seg, target=2, batch_size=batch_size)
         assert torch.allclose(other.values, default.values, atol=1e-6)

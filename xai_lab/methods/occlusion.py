@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 import torch
 
 from ..context import Context, Result
-from ..ops import baseline_image, check_positive
+from ..ops import baseline_image, check_positive, forward_batch_size
 from ..registry import register
 
 OUTPUTS = ("probability", "logit")
@@ -65,7 +65,7 @@ def window_cover(size: int, window: int, stride: int, device=None) -> torch.Tens
 
 @register("occlusion", family="perturbation")
 def occlusion(ctx: Context, window: int = 16, stride: int = 8, baseline: str | float = "zero", sigma: float = 5.0,
-              batch_size: int = 64, output: str | None = None) -> Result:
+              batch_size: int | None = None, output: str | None = None) -> Result:
     """Occlusion (Zeiler & Fergus 2014): a ``window`` x ``window`` patch (all channels) set to the
     ``baseline`` slides with ``stride``; each pixel gets the mean over the windows covering it of
     f(x) - f(x with the window occluded), f = the target's score: for a plain class index its
@@ -77,12 +77,13 @@ def occlusion(ctx: Context, window: int = 16, stride: int = 8, baseline: str | f
     ``"mean"``, ``"blur"`` with std ``sigma`` pixels) or a number in model-input units. Same windows,
     clipping and averaging as captum's ``Occlusion`` with ``sliding_window_shapes=(3, window,
     window)``. One forward pass per window position plus the clean one; ``batch_size`` images
-    (at least N) per forward pass. ``extras["windows"]``: window positions (rows, columns).
+    (at least N) per forward pass (None: 4 on a CPU, 64 elsewhere; :func:`~xai_lab.ops.forward_batch_size`).
+    ``extras["windows"]``: window positions (rows, columns).
     """
     check_positive("window", window, integer=True)
     check_positive("stride", stride, integer=True)
     check_positive("sigma", sigma)
-    check_positive("batch_size", batch_size, integer=True)
+    batch_size = forward_batch_size(batch_size, ctx.device, accelerator=64)
     h, w = ctx.x.shape[-2:]
     rows = window_cover(h, window, stride, ctx.device).to(ctx.x.dtype)
     cols = window_cover(w, window, stride, ctx.device).to(ctx.x.dtype)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..context import Context, Result
-from ..ops import check_fraction, check_positive
+from ..ops import check_fraction, check_positive, forward_batch_size
 from ..registry import register
 from .occlusion import masked_batches
 
@@ -47,21 +47,22 @@ def rise_masks(size: tuple[int, int], indices: torch.Tensor, n_masks: int, cells
 
 
 @register("rise", family="perturbation")
-def rise(ctx: Context, n_masks: int = 4000, cells: int = 7, p: float = 0.5, batch_size: int = 100) -> Result:
+def rise(ctx: Context, n_masks: int = 4000, cells: int = 7, p: float = 0.5, batch_size: int | None = None) -> Result:
     """RISE (Petsiuk et al. 2018): S = sum_i f(x * M_i) M_i / (n_masks * p), f the target's
     probability for a plain class index (the paper's), a target object's own score otherwise
     (:func:`~xai_lab.targets.perturbation_score`), with M_i
     random binary ``cells`` x ``cells`` grids (keep probability ``p``) upsampled bilinearly and
     randomly shifted (:func:`rise_masks`). ``x * M`` is taken in model-input units (masked pixels
     become 0 there). All images share the masks; one forward pass per mask (plus one to find
-    the predicted class when target=None), ``batch_size`` images (at least N) per forward pass.
+    the predicted class when target=None), ``batch_size`` images (at least N) per forward pass
+    (None: 4 on a CPU, 100 elsewhere; :func:`~xai_lab.ops.forward_batch_size`).
     ``extras["mask_seed"]`` (drawn from the explain seed) rebuilds the masks with :func:`rise_masks`."""
     check_positive("n_masks", n_masks, integer=True)
     check_positive("cells", cells, integer=True)
     if cells > min(ctx.x.shape[-2:]):
         raise ValueError(f"cells must be at most the image side {min(ctx.x.shape[-2:])}, got {cells}")
     check_fraction("p", p, open_low=True)
-    check_positive("batch_size", batch_size, integer=True)
+    batch_size = forward_batch_size(batch_size, ctx.device, accelerator=100)
     g = ctx.generator
     seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device))
     size = tuple(ctx.x.shape[-2:])

@@ -10,18 +10,19 @@ import torch.nn.functional as F
 
 from ..capture import forward_hooks
 from ..context import Context, Result, layer_activations
-from ..ops import check_positive, normalize_per_image, upsample
+from ..ops import check_positive, forward_batch_size, normalize_per_image, upsample
 from ..registry import register
 from .cam import weighted_sum
 
 
 @register("scorecam", family="cam", needs_layer=True)
-def scorecam(ctx: Context, batch_size: int = 32, score: str = "probability", align_corners: bool = False,
+def scorecam(ctx: Context, batch_size: int | None = None, score: str = "probability", align_corners: bool = False,
              relu: bool = True) -> Result:
     """Score-CAM (Wang et al. 2020): ReLU(sum_k w_k A_k), w_k = softmax(f(x * M_k))_c.
 
     M_k is channel k upsampled to the input size and min-max scaled to [0, 1]; the N*K masked
-    inputs go through the model ``batch_size`` at a time (K forward passes per image).
+    inputs go through the model ``batch_size`` at a time (K forward passes per image; None: 4 on a
+    CPU, 32 elsewhere, :func:`~xai_lab.ops.forward_batch_size`).
     The paper's weight is the increase of confidence ``f(x * M_k)_c - f(x_b)_c`` over a baseline
     image ``x_b``; its authors' code, and this function, drop the baseline term. It is one number
     per image, so dropping it adds ``f(x_b)_c * sum_k A_k`` to the map before the ReLU: the map
@@ -39,7 +40,7 @@ def scorecam(ctx: Context, batch_size: int = 32, score: str = "probability", ali
     ``extras``: ``scores`` [N, K], ``weights`` [N, K]."""
     if score not in ("probability", "logit"):
         raise ValueError(f"score must be 'probability' or 'logit', not {score!r}")
-    check_positive("batch_size", batch_size, integer=True)
+    batch_size = forward_batch_size(batch_size, ctx.device, accelerator=32)
     A, _, _ = layer_activations(ctx)
     n, k = A.shape[:2]
     rows = A.transpose(0, 1).reshape(k * n, *A.shape[2:])  # row j: channel j // n of image j % n

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..context import Context, Result
-from ..ops import check_fraction, check_positive
+from ..ops import check_fraction, check_positive, forward_batch_size
 from ..registry import register
 from ..targets import perturbation_score
 
@@ -146,7 +146,7 @@ def _per_pixel(segments: np.ndarray, values: dict, device) -> torch.Tensor:
 
 @register("lime", family="perturbation")
 def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: dict | None = None,
-         num_samples: int = 1000, hide_color: float | None = None, batch_size: int = 100) -> Result:
+         num_samples: int = 1000, hide_color: float | None = None, batch_size: int | None = None) -> Result:
     """LIME (Ribeiro et al. 2016) via ``lime.lime_image``: fit a locally weighted ridge model
     g(z) = w . z + b (penalty ||w||^2) to the target's score (a plain class index: its probability,
     as LIME; a target object of :mod:`xai_lab.targets`: its own score) of ``num_samples`` images in
@@ -160,9 +160,11 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
     drawn from ``ctx.generator``: LIME's random_state and quickshift's rng), and what the fit
     was made on, per image: ``samples`` (the 0/1 matrix z [num_samples, K]), ``outputs`` (the
     target score of each sample [num_samples]) and ``kernel_weights`` (their weights
-    [num_samples]). LIME draws its own progress bar over the samples, whatever ``progress`` says."""
+    [num_samples]). ``batch_size``: images per forward pass (None: 4 on a CPU, 100 elsewhere,
+    :func:`~xai_lab.ops.forward_batch_size`); it does not change the result beyond float rounding.
+    LIME draws its own progress bar over the samples, whatever ``progress`` says."""
     check_positive("num_samples", num_samples, integer=True)
-    check_positive("batch_size", batch_size, integer=True)
+    batch_size = forward_batch_size(batch_size, ctx.device, accelerator=100)
     if hide_color is not None:
         check_positive("hide_color", hide_color, allow_zero=True)
     _check_segmentation(segmentation, segmentation_kwargs)
@@ -217,7 +219,7 @@ def lime(ctx: Context, segmentation: str = "quickshift", segmentation_kwargs: di
 def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict | None = None,
             threshold: float = 0.95, p_sample: float = 0.5, batch_size: int = 100,
             max_anchor_size: int | None = None, background_images: torch.Tensor | None = None,
-            model_batch_size: int = 16) -> Result:
+            model_batch_size: int | None = None) -> Result:
     """Anchors (Ribeiro et al. 2018, "Anchors: high-precision model-agnostic explanations") via
     ``alibi.explainers.AnchorImage``: the smallest set A of superpixels such that, hiding each
     other superpixel with probability ``p_sample``, P(decision unchanged | A kept) >=
@@ -256,14 +258,15 @@ def anchors(ctx: Context, segmentation: str = "slic", segmentation_kwargs: dict 
     which can take minutes on a network whose decision needs many superpixels; the best anchor
     found is returned when the bound stops it). ``batch_size`` is the search's number of samples
     per candidate rule and round, which shapes the search; the model sees them in forward passes
-    of at most ``model_batch_size`` images, which does not (up to float rounding): on a CPU a pass
-    over 100 images of 224 x 224 costs up to twice as much per image as one over 16, whose
-    activations stay in the caches. alibi is optional (Business Source License):
+    of at most ``model_batch_size`` images, which does not (up to float rounding; None: 4 on a CPU,
+    16 elsewhere, :func:`~xai_lab.ops.forward_batch_size`). alibi is optional (Business Source License):
     ``pip install alibi``."""
     check_fraction("threshold", threshold, open_low=True)
     check_fraction("p_sample", p_sample, open_low=True, open_high=True)
     check_positive("batch_size", batch_size, integer=True)
-    check_positive("model_batch_size", model_batch_size, integer=True)
+    if model_batch_size is not None:
+        check_positive("model_batch_size", model_batch_size, integer=True)
+    model_batch_size = forward_batch_size(model_batch_size, ctx.device, accelerator=16)
     if max_anchor_size is not None:
         check_positive("max_anchor_size", max_anchor_size, integer=True)
     if batch_size > MAX_ANCHORS_BATCH:

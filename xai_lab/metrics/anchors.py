@@ -20,12 +20,12 @@ import torch
 from ..explain import explain
 from ..methods.surrogates import check_background_images
 from ..models import unwrap
-from ..ops import check_fraction, check_input, check_positive, eval_mode, model_device
+from ..ops import check_fraction, check_input, check_positive, eval_mode, forward_batch_size, model_device
 from .shapley import coalition_images
 
 
 def anchor_precision(classifier_or_model, x: torch.Tensor, segments, anchor, target: int | None = None,
-                     samples: int = 64, p_sample: float = 0.5, seed: int = 0, batch_size: int = 16,
+                     samples: int = 64, p_sample: float = 0.5, seed: int = 0, batch_size: int | None = None,
                      background_images: torch.Tensor | None = None) -> float:
     """Monte Carlo estimate of prec(A): the share of ``samples`` perturbed copies of ``x``
     [1, C, H, W] whose argmax is still ``target`` (default: the predicted class of ``x``), each
@@ -40,13 +40,14 @@ def anchor_precision(classifier_or_model, x: torch.Tensor, segments, anchor, tar
     ``nn.Module``: the convention of the ``anchors`` method, so the tensor given to it checks its
     anchor here. ``numpy.random.default_rng(seed)`` draws the keep pattern [samples, K] first and
     then the background indices [samples], so one seed hides the same superpixels under both
-    kinds of hiding."""
+    kinds of hiding. ``batch_size``: images per forward pass (None: 4 on a CPU, 16 elsewhere,
+    :func:`~xai_lab.ops.forward_batch_size`)."""
     model, classifier = unwrap(classifier_or_model)
     x = check_input(x).to(model_device(model))
     if x.shape[0] != 1:
         raise ValueError(f"anchor_precision explains one image [1, C, H, W], got {list(x.shape)}")
     check_positive("samples", samples, integer=True)
-    check_positive("batch_size", batch_size, integer=True)
+    batch_size = forward_batch_size(batch_size, x.device, accelerator=16)
     check_fraction("p_sample", p_sample)
     if background_images is not None:
         background_images = check_background_images(background_images, x, pixels=classifier is not None)

@@ -24,7 +24,7 @@ from typing import Sequence
 import torch
 
 from ..models import unwrap
-from ..ops import baseline_image, check_input, eval_mode
+from ..ops import baseline_image, check_input, eval_mode, forward_batch_size
 from ..targets import Target, bind_to_logits, labels_to_indices, perturbation_score
 
 DEFAULT_FRACTIONS = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9)
@@ -127,6 +127,7 @@ def _curve(model, x, saliency, target, order, start, end, step, batch_size):
     """The target's score (:func:`~xai_lab.targets.perturbation_score`) while pixels move from
     ``start`` to ``end`` images in saliency order."""
     model, classifier, x, saliency, target = _check(model, x, saliency, target)
+    batch_size = forward_batch_size(batch_size, x.device, accelerator=64)
     hw = x.shape[-2] * x.shape[-1]
     counts = list(range(0, hw, step)) + [hw]
     curves = []
@@ -150,18 +151,20 @@ def _curve(model, x, saliency, target, order, start, end, step, batch_size):
 
 
 def deletion_auc(model, x, saliency, target: Target = None, baseline: str | float = "black", step: int = 224 * 8,
-                 batch_size: int = 64) -> dict:
+                 batch_size: int | None = None) -> dict:
     """Deletion (Petsiuk et al. 2018): replace the most salient pixels by ``baseline``, ``step``
     pixels at a time; ``auc`` [N] of the target's score (a class index: its probability) over the
-    deleted fraction (lower is better). Also ``curve``, ``fractions``, ``target``, ``explained``."""
+    deleted fraction (lower is better). Also ``curve``, ``fractions``, ``target``, ``explained``.
+    ``batch_size`` images per forward pass (None: 4 on a CPU, 64 elsewhere; :func:`~xai_lab.ops.forward_batch_size`)."""
     return _curve(model, x, saliency, target, "morf", lambda x, c: x, lambda x, c: baseline_image(x, baseline, c),
                   step, batch_size)
 
 
 def insertion_auc(model, x, saliency, target: Target = None, start: str | float = "blur", step: int = 224 * 8,
-                  batch_size: int = 64) -> dict:
+                  batch_size: int | None = None) -> dict:
     """Insertion (Petsiuk et al. 2018): start from a blurred image and put the most salient pixels
     back first; ``auc`` [N] of the target's score (a class index: its probability) over the
-    inserted fraction (higher is better). Also ``curve``, ``fractions``, ``target``, ``explained``."""
+    inserted fraction (higher is better). Also ``curve``, ``fractions``, ``target``, ``explained``.
+    ``batch_size`` images per forward pass (None: 4 on a CPU, 64 elsewhere; :func:`~xai_lab.ops.forward_batch_size`)."""
     return _curve(model, x, saliency, target, "morf", lambda x, c: baseline_image(x, start, c), lambda x, c: x,
                   step, batch_size)

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..models import unwrap
-from ..ops import baseline_image, check_input, eval_mode, model_device
+from ..ops import baseline_image, check_input, eval_mode, forward_batch_size, model_device
 
 MAX_PLAYERS = 16  # 65,536 coalitions; the sum itself is cheap, the forward passes are not
 OUTPUTS = ("probability", "logit")
@@ -145,14 +145,14 @@ def superpixel_sums(attribution: torch.Tensor, segments) -> torch.Tensor:
 
 def exact_superpixel_shapley(model, x: torch.Tensor, segments, target: int | None = None,
                              baseline: str | float | torch.Tensor | None = None, output: str = "probability",
-                             batch_size: int = 16) -> ShapleyValues:
+                             batch_size: int | None = None) -> ShapleyValues:
     """Exact Shapley values of the superpixels of one image ``x`` [1, 3, H, W] (model input).
 
     v(S) = the ``target``'s ``output`` ("probability": softmax; "logit") for
     ``baseline + (x - baseline) * 1[pixel's superpixel in S]``, on all 2^M coalitions in batches
-    of ``batch_size`` without gradients (the default 16: on a CPU a pass over 64 images of
-    224 x 224 costs about twice as much per image, its activations no longer fit the caches; the
-    values do not depend on it beyond float rounding). ``segments``: labels 0..M-1 [H, W],
+    of ``batch_size`` without gradients (None: 4 on a CPU, 16 elsewhere,
+    :func:`~xai_lab.ops.forward_batch_size`; the values do not depend on it beyond float rounding).
+    ``segments``: labels 0..M-1 [H, W],
     M <= 16 (e.g. from ``xai_lab.methods.surrogates.segment``). ``target``: class index, default the class predicted
     on ``x``. ``baseline``: None for each superpixel's mean (:func:`superpixel_means`, as LIME),
     a name of :func:`xai_lab.ops.baseline_image` ("black" needs a Classifier) or a tensor.
@@ -163,9 +163,8 @@ def exact_superpixel_shapley(model, x: torch.Tensor, segments, target: int | Non
         raise ValueError(f"x must be one image [1, 3, H, W], got {list(x.shape)}")
     if output not in OUTPUTS:
         raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     device = model_device(net)
+    batch_size = forward_batch_size(batch_size, device, accelerator=16)
     x = x.to(device)
     seg = _segments(segments, x.shape[-2:]).to(device)
     base = superpixel_means(x, seg) if baseline is None else baseline_image(x, baseline, classifier).to(device)
