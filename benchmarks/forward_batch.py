@@ -1,10 +1,13 @@
 """Seconds per image of one forward pass of EfficientNet-Lite0 (no gradients) at several batch
 sizes, interleaved in one process: the number that decides how many perturbed images a
 perturbation method (occlusion, RISE, LIME, Score-CAM, Ablation-CAM, the removal metrics) should
-send through the model at a time on a given machine.
+send through the model at a time on a given machine (``xai_lab.ops.CPU_FORWARD_BATCH``).
+``--backward``: a forward pass and a backward pass from the summed top logits to the input
+instead, the work of the gradient methods that batch noisy or scaled copies (SmoothGrad,
+integrated gradients, GradientSHAP).
 
     python benchmarks/forward_batch.py [--batch-sizes 1,4,16,64,100] [--threads 1] [--device cpu]
-        [--repeats 5] [--budget 20] [--channels-last] [--out FILE.json]
+        [--repeats 5] [--budget 20] [--channels-last] [--backward] [--out FILE.json]
 
 Each batch size is one candidate of ``_timing.time_interleaved`` (warmed up once, then rounds in
 rotating order, as many as fit in ``--budget`` seconds, at least ``--repeats``; the median). The
@@ -38,17 +41,27 @@ def forward_candidate(model: torch.nn.Module, batch: torch.Tensor) -> Candidate:
     return Candidate(run)
 
 
+def backward_candidate(model: torch.nn.Module, batch: torch.Tensor) -> Candidate:
+    """One forward pass of ``batch`` and a backward pass from the sum of each image's top logit to
+    the input (parameters not requiring gradients: only the input's gradient is wanted)."""
+    def run():
+        x = batch.detach().requires_grad_(True)
+        torch.autograd.grad(model(x).amax(1).sum(), x)
+    return Candidate(run)
+
+
 def measure(batch_sizes: list[int], device: str = "cpu", repeats: int = 5, budget: float = 20.0,
-            channels_last: bool = False, side: int = 224) -> list[dict]:
+            channels_last: bool = False, side: int = 224, backward: bool = False) -> list[dict]:
     """One row per batch size: median seconds per call and per image, and the per-image ratio to
     the fastest batch size."""
-    model = xai_lab.load_model().model.to(device).eval()
+    model = xai_lab.load_model().model.to(device).eval().requires_grad_(False)
+    make = backward_candidate if backward else forward_candidate
     candidates = {}
     for n in batch_sizes:
         x = torch.rand(n, 3, side, side, generator=torch.Generator().manual_seed(n)).to(device) * 2 - 1
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        candidates[n] = forward_candidate(model, x)
+        candidates[n] = make(model, x)
     timings = time_interleaved(candidates, repeats=repeats, warmup=1, device=device, budget_seconds=budget)
     rows = [{"batch": n, "seconds_per_call": round(timings[n].median, 5),
              "seconds_per_image": round(timings[n].median / n, 6), "rounds": len(timings[n].times)}
@@ -66,6 +79,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed rounds at least (median)")
     parser.add_argument("--budget", type=float, default=20.0, help="seconds of timed rounds (more rounds where cheap)")
     parser.add_argument("--channels-last", action="store_true", help="channels-last input")
+    parser.add_argument("--backward", action="store_true", help="forward + backward to the input")
     args = parser.parse_args(argv)
     try:
         batch_sizes = [positive_int(t) for t in args.batch_sizes.split(",") if t.strip()]
@@ -78,10 +92,11 @@ def main(argv=None) -> dict:
     check_device(parser, args.device)
     threads = set_threads(args.threads)
     load_start, start = os.getloadavg(), time.perf_counter()
-    rows = measure(batch_sizes, args.device, args.repeats, args.budget, args.channels_last)
+    rows = measure(batch_sizes, args.device, args.repeats, args.budget, args.channels_last, backward=args.backward)
     report = {"command": " ".join(["python", "benchmarks/forward_batch.py", *(sys.argv[1:] if argv is None else argv)]),
               **environment(), "device": args.device, "threads": threads,
               "memory_format": "channels_last" if args.channels_last else "contiguous (NCHW)",
+              "pass": "forward + backward to the input" if args.backward else "forward, no gradients",
               "load_average_1_5_15": {"start": [round(v, 2) for v in load_start],
                                       "end": [round(v, 2) for v in os.getloadavg()]},
               "rows": rows, "total_seconds": round(time.perf_counter() - start, 1)}

@@ -22,10 +22,11 @@ backward to the input; SmoothGrad / integrated gradients / GradientSHAP: the sam
 n copies, as many copies per pass as ours; perturbation methods: their number of perturbed
 images through the model without gradients, as many per pass as ours (a prepared batch of
 perturbed images passed as often as needed: the cost of a pass does not depend on the pixel
-values); FullGrad: forward + backward to the input and to the output of every module with a
-bias. :data:`WHY_NOT` says, for the methods that cannot meet the issue's targets (<= 1.15x the
-floor, <= 1.0x the fastest peer, peak memory no higher than the best peer's) by construction,
-why; it holds no measured reason.
+values; on a CPU ours sends 4 images a pass by default, which is the cheapest there: see
+``xai_lab.ops.CPU_FORWARD_BATCH``, and the floor and the peers get the same); FullGrad: forward +
+backward to the input and to the output of every module with a bias. :data:`WHY_NOT` says, for
+the methods that cannot meet the issue's targets (<= 1.15x the floor, <= 1.0x the fastest peer,
+peak memory no higher than the best peer's) by construction, why; it holds no measured reason.
 
 Peak memory (:func:`peak_memory`): on CPU, the rise of the resident set during one call. Before
 the call the garbage is collected, glibc returns freed heap pages (``malloc_trim(0)``) and the
@@ -82,6 +83,7 @@ from _common import REPO, add_common, check_device, environment, positive_int, s
 from _timing import Candidate, time_interleaved  # noqa: E402
 
 import xai_lab  # noqa: E402
+from xai_lab.ops import forward_batch_size  # noqa: E402
 from xai_lab.registry import method_spec  # noqa: E402
 
 LAYER = "features"
@@ -101,8 +103,13 @@ FULL = {
     "rise": {"n_masks": 1000, "cells": 7, "p": 0.5, "batch_size": 100},
     "occlusion": {"window": 32, "stride": 16, "baseline": "zero", "output": "probability", "batch_size": 64},
     "lime": {"num_samples": 1000, "batch_size": 100},
-    "anchors": {"threshold": 0.95, "batch_size": 100, "model_batch_size": 100, "max_anchor_size": 5},
+    "anchors": {"threshold": 0.95, "batch_size": 100, "model_batch_size": 16, "max_anchor_size": 5},
 }
+#: The options that set how many images ours sends forward per pass (ours' defaults there are None:
+#: :func:`xai_lab.ops.forward_batch_size`). FULL holds ours' defaults on a GPU; on a CPU every one of
+#: them is ``CPU_FORWARD_BATCH`` (:func:`full_settings`), for ours, its floor and the peers alike.
+FORWARD_BATCH_OPTIONS = {"scorecam": "batch_size", "rise": "batch_size", "occlusion": "batch_size", "lime": "batch_size",
+                         "anchors": "model_batch_size"}
 QUICK = {
     "integrated_gradients": {"steps": 2, "baseline": 0.0, "batch_size": 2},
     "smoothgrad": {"n_samples": 2, "noise": 0.15, "batch_size": 2},
@@ -116,6 +123,16 @@ QUICK = {
     "anchors": {"threshold": 0.6, "batch_size": 10, "model_batch_size": 10, "max_anchor_size": 1},
 }
 SIDE = {False: 224, True: 64}   # input side, full and --quick
+
+
+def full_settings(method: str, device: str) -> dict:
+    """Ours' options of ``method`` in a full run on ``device``: FULL, with the images per forward pass
+    that ours picks there by default (``FORWARD_BATCH_OPTIONS``)."""
+    options = dict(FULL.get(method, {}))
+    if method in FORWARD_BATCH_OPTIONS:
+        name = FORWARD_BATCH_OPTIONS[method]
+        options[name] = forward_batch_size(None, device, accelerator=options[name])
+    return options
 
 
 @dataclass
@@ -972,7 +989,7 @@ def main(argv=None) -> dict:
     earlier = read_earlier(parser, args) if args.append else None
     start_load = os.getloadavg()
     start = time.perf_counter()
-    settings = {m: dict((QUICK if args.quick else FULL).get(m, {})) for m in methods}
+    settings = {m: dict(QUICK.get(m, {})) if args.quick else full_settings(m, args.device) for m in methods}
     clf = xai_lab.load_model()
     clf.model.to(args.device)
     rows, errors = [], {}

@@ -24,6 +24,11 @@ def test_one_row_per_batch_size_with_provenance(bench, tmp_path, capsys):
     assert report["commit"] and report["threads"] == 1 and json.loads(capsys.readouterr().out) == report
 
 
+def test_backward_pass_rows(bench, capsys):
+    report = bench.main(["--batch-sizes", "1", "--repeats", "1", "--budget", "0", "--threads", "1", "--backward"])
+    assert report["pass"] == "forward + backward to the input" and report["rows"][0]["seconds_per_call"] > 0
+
+
 @pytest.mark.parametrize("argv, message", [(["--batch-sizes", "1,0"], "must be at least 1"),
                                            (["--batch-sizes", ","], "at least one value"),
                                            (["--budget", "-1"], "--budget: must be at least 0")])

@@ -38,6 +38,18 @@ def test_every_registered_method_has_a_floor_and_a_peers_entry(speed):
     assert all(floor.text for floor in speed.FLOORS.values())
 
 
+def test_full_settings_send_ours_cpu_batches_and_ours_gpu_defaults(speed):
+    """On a CPU every forward-batched method is measured at what ours sends there by default; on a
+    GPU at ours' GPU default, which FULL holds."""
+    from xai_lab.ops import CPU_FORWARD_BATCH
+
+    for method, option in speed.FORWARD_BATCH_OPTIONS.items():
+        assert speed.full_settings(method, "cpu")[option] == CPU_FORWARD_BATCH
+        assert speed.full_settings(method, "cuda")[option] == speed.FULL[method][option]
+        assert xai_lab.registry.method_spec(method).defaults()[option] is None  # ours picks by device
+    assert speed.full_settings("gradcam", "cpu") == {}
+
+
 def test_quick_run_writes_every_field_with_provenance(quick_run):
     out, report = quick_run
     rows = {(r["method"], r["batch"]): r for r in report["rows"]}
