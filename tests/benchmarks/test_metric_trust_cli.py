@@ -49,7 +49,7 @@ def test_a_quick_run_writes_records_summary_and_provenance(bench, toy, tmp_path,
     assert summary["coverage"] == {"images_planned": 2, "images_started": 2, "images_with_every_method": 2,
                                    "records": 6}
     assert list(summary["config"]["settings"]) == ["gradcam", "saliency", "random"]
-    assert summary["config"]["metric_settings"]["faithfulness_runs"] == 20          # the quick settings
+    assert summary["config"]["metric_settings"]["faithfulness_runs"] == 10          # the quick settings
     assert set(summary["trust"]) == {"sparseness", "deletion"}
     deletion = summary["trust"]["deletion"]
     assert deletion["better"] == "lower" and -1 <= deletion["spearman"]["low"] <= deletion["spearman"]["high"] <= 1

@@ -258,3 +258,31 @@ def test_a_small_run_on_the_shortcut_model():
         assert -1 <= r.spearman.low <= r.spearman.value <= r.spearman.high <= 1
         assert set(r.order) == {"gradcam", "saliency", "random"}
     assert result["sparseness"].truth_order[0] == "gradcam"
+
+
+def test_a_stored_record_is_recomputed_and_a_changed_score_is_caught(toy):
+    classifier, records = toy
+    settings = mt.Settings(step=64, batch_size=8)
+    config = {"mark": {"size": MARK.size, "color": list(MARK.color), "seed": MARK.seed}, "target": "Monkeypox",
+              "seed": 3, "metric_settings": settings.as_dict()}
+    x = shortcut.inputs(classifier, records[1:2], shortcut.marked(MARK, msld.CATEGORIES))
+    scores = mt.score_image(classifier, x, shortcut.mark_mask(records[1], MARK, SIZE, SIZE), "random",
+                            metrics=["deletion", "sparseness"], settings=settings, seed=4)
+    record = {"image": "0001/" + records[1].image_id, "index": 1, "method": "random", "options": {}, "scores": scores}
+    assert mt.recompute(classifier, record, config, pool=records) < 1e-6       # the seed: config's + the index
+    assert mt.recompute(classifier, record, config, ["sparseness"], pool=records) < 1e-6
+    changed = {**record, "scores": {**scores, "deletion": scores["deletion"] + 0.01}}
+    with pytest.raises(ValueError, match="deletion is .* now"):
+        mt.recompute(classifier, changed, config, pool=records)
+    with pytest.raises(ValueError, match="no scores of"):
+        mt.recompute(classifier, record, config, ["insertion"], pool=records)
+    with pytest.raises(ValueError, match="not .*in the pool"):
+        mt.recompute(classifier, {**record, "image": "0001/nowhere"}, config, pool=records)
+
+
+def test_a_metric_trust_survives_its_dict():
+    scores = mt.TrustScores(("a", "b", "c"), ("1", "2"), ("P1", "P2"), np.array([[0.9, 0.5, 0.1], [0.8, 0.4, 0.2]]),
+                            {"sparseness": np.array([[3.0, 2.0, 1.0], [2.0, 3.0, 1.0]])},
+                            {"sparseness": Direction.HIGHER})
+    result = mt.trust(scores, resamples=50)["sparseness"]
+    assert mt.MetricTrust.from_dict(result.as_dict()) == result

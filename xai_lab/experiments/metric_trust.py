@@ -30,7 +30,8 @@ it ranks the methods in that order.
 :func:`score_image` scores one (image, method); :func:`per_image_scores` every record and method
 (a pure function: resumable records are the benchmark's, ``benchmarks/metric_trust.py``, which
 builds the same :class:`TrustScores` with :meth:`TrustScores.from_records`); :func:`trust` gives
-one :class:`MetricTrust` per metric; :func:`plot_trust` and :func:`plot_ranking` draw them.
+one :class:`MetricTrust` per metric; :func:`plot_trust` and :func:`plot_ranking` draw them;
+:func:`recompute` checks a stored record of the benchmark against the code as it is now.
 """
 from __future__ import annotations
 
@@ -119,8 +120,10 @@ class Settings:
 
 
 DEFAULT_SETTINGS = Settings()
-#: Small sizes for a quick look (the chapter, ``--quick``): fewer points, subsets and samples.
-QUICK_SETTINGS = Settings(step=224 * 32, road_fractions=(0.2, 0.5, 0.8), faithfulness_runs=20, sensitivity_samples=3)
+#: Small sizes for a quick look (the chapter, ``--quick``): fewer points, fractions, subsets and
+#: samples: 8 points per deletion or insertion curve instead of 15, 11 forward passes of
+#: faithfulness correlation instead of 51, 2 ROAD imputations per order instead of 5.
+QUICK_SETTINGS = Settings(step=224 * 32, road_fractions=(0.3, 0.7), faithfulness_runs=10, sensitivity_samples=3)
 
 
 @dataclass(frozen=True)
@@ -405,6 +408,38 @@ def per_image_scores(classifier, records, methods: Sequence[str] | Mapping[str, 
     return TrustScores.from_records(rows, list(requests), metrics)
 
 
+def recompute(classifier, record: Mapping, config: Mapping, metrics: Sequence[str] | None = None, pool=None,
+              rtol: float = 1e-3, atol: float = 1e-4) -> float:
+    """Score a stored (image, method) ``record`` of the benchmark (``benchmarks/metric_trust.py``,
+    made under ``config``: its metric settings, seed and mark on every image) again with
+    :func:`score_image` and check it: the relevance mass and every metric of ``metrics``
+    (default: every metric of the record) within ``rtol``/``atol`` (``numpy.isclose``) of the
+    stored scores. The image is the one of ``pool`` (default: the MSLD test split) whose id the
+    record names, at seed ``config["seed"] + record["index"]``. Returns the largest absolute
+    difference; a ValueError names the first disagreement. Metrics that draw random samples
+    agree too (the seed is the record's), but cost more to check."""
+    wanted = [k for k in record["scores"] if k != TRUTH] if metrics is None else list(check_metrics(metrics))
+    missing = sorted(set(wanted) - set(record["scores"]))
+    if missing:
+        raise ValueError(f"the record has no scores of {missing}; it has {sorted(record['scores'])}")
+    name = record["image"].split("/", 1)[-1]
+    found = [r for r in (msld.split_records()["test"] if pool is None else pool) if image_id(r) == name]
+    if len(found) != 1:
+        raise ValueError(f"the record's image {name!r} is not (or not once) in the pool: {len(found)} matches")
+    mark = Mark(**{k: tuple(v) if isinstance(v, list) else v for k, v in config["mark"].items()})
+    x = inputs(classifier, found, marked(mark, msld.CATEGORIES))
+    now = score_image(classifier, x, mark_mask(found[0], mark, *x.shape[-2:]), record["method"], record["options"],
+                      wanted, Settings.from_dict(config["metric_settings"]), config["target"],
+                      config["seed"] + record["index"])
+    worst = 0.0
+    for score, value in now.items():
+        if not np.isclose(value, record["scores"][score], rtol=rtol, atol=atol):
+            raise ValueError(f"{record['image']} {record['method']}: {score} is {value} now, "
+                             f"{record['scores'][score]} in the record")
+        worst = max(worst, abs(value - record["scores"][score]))
+    return worst
+
+
 # --- agreement with the truth -----------------------------------------------------------------------------------
 
 def _signs(a: np.ndarray) -> np.ndarray:
@@ -507,6 +542,12 @@ class MetricTrust:
                 "spearman": self.spearman.as_dict(), "kendall": self.kendall.as_dict(), "means": dict(self.means),
                 "order": list(self.order), "truth_order": list(self.truth_order)}
 
+    @classmethod
+    def from_dict(cls, d: Mapping) -> MetricTrust:
+        """The inverse of :meth:`as_dict` (a result read back from a benchmark's summary.json)."""
+        return cls(d["metric"], d["label"], Direction(d["better"]), Interval(**d["spearman"]), Interval(**d["kendall"]),
+                   dict(d["means"]), tuple(d["order"]), tuple(d["truth_order"]))
+
 
 def _order(means: np.ndarray, methods: Sequence[str], better: Direction) -> tuple[str, ...]:
     """Methods best first by their means (NaN last, ties by name)."""
@@ -596,7 +637,7 @@ def plot_ranking(scores: TrustScores, metric: str, ax=None):
     return ax
 
 
-__all__ = ["CORRELATIONS", "DEFAULT_MARK", "DEFAULT_METHODS", "DEFAULT_METRICS", "DEFAULT_SETTINGS", "METRICS", "Metric",
-           "MetricInput", "MetricTrust", "QUICK_SETTINGS", "Settings", "TRUTH", "TrustScores", "check_metrics",
-           "kendall_rows", "kendall_tau", "per_image_scores", "plot_ranking", "plot_trust", "score_image", "spearman_rho",
-           "spearman_rows", "truth_intervals", "trust"]
+__all__ = ["CORRELATIONS", "DEFAULT_MARK", "DEFAULT_METHODS", "DEFAULT_METRICS", "DEFAULT_SETTINGS", "METRICS",
+           "Metric", "MetricInput", "MetricTrust", "QUICK_SETTINGS", "Settings", "TRUTH", "TrustScores",
+           "check_metrics", "kendall_rows", "kendall_tau", "per_image_scores", "recompute", "plot_ranking",
+           "plot_trust", "score_image", "spearman_rho", "spearman_rows", "truth_intervals", "trust"]
