@@ -10,18 +10,26 @@
   :func:`merge_results` combines files whose configs agree (shards of one run).
 * Shards: ``--shard K/N`` (:func:`parse_shard`) runs the K-th of N contiguous slices of the
   work (:func:`shard_slice`).
+* Jobs: :func:`run_jobs` runs a script's jobs serially or as Ray tasks (``--ray [ADDRESS]``),
+  appending each record to the results file as it finishes; a deadline or Ctrl-C/SIGTERM stops
+  it with the finished records kept.
 * JSON: :func:`json_default` writes :class:`xai_lab.stats.Interval` values as
   ``{"value", "low", "high", "n", "level"}``.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import platform
+import signal
 import subprocess
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import torch
 
@@ -268,6 +276,126 @@ def merge_results(paths: Sequence) -> tuple[dict, list[dict], dict]:
             records.append(r)
     records.sort(key=record_key)
     return config, records, {"files": [str(p) for p in paths], "duplicates_dropped": duplicates}
+
+
+# --- running jobs, serially or on Ray ------------------------------------------------------------------------
+
+class JobsRun(NamedTuple):
+    """What :func:`run_jobs` did: ``ran`` records appended; ``interrupted`` None, or why it stopped
+    early (Ctrl-C or SIGTERM; a deadline is no interruption)."""
+
+    ran: int
+    interrupted: str | None
+
+
+INTERRUPTED = "interrupted (SIGINT or SIGTERM): the records before it are kept, the jobs in progress are lost"
+
+
+def importable_name(function: Callable) -> tuple[str, str]:
+    """``(module, name)`` under which a Ray worker imports ``function``. A function of the script
+    being run (module ``__main__``) is found under the script's file name, as the worker imports
+    it (``benchmarks/`` on its path); a function that is not at a module's top level has no such
+    name (ValueError)."""
+    module, name = function.__module__, function.__qualname__
+    if "." in name or "<" in name:
+        raise ValueError(f"{name} is not at the top level of {module}: a Ray worker could not import it")
+    if module == "__main__":
+        module = Path(sys.modules["__main__"].__file__).stem
+    return module, name
+
+
+def _job_by_name(module: str, name: str, item, job_args: tuple):
+    """One job in a Ray worker: the job function imported by its module name. Ray pickles a
+    function by reference, and a script's function would be ``__main__.f``, which in the worker is
+    Ray's own main module."""
+    return getattr(importlib.import_module(module), name)(item, *job_args)
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment variables a Ray worker needs: this repository and ``benchmarks/`` on
+    ``PYTHONPATH`` (the scripts import ``_common`` and themselves by name), ``XAI_LAB_DATA_DIR``
+    and ``OMP_NUM_THREADS`` where this process has them."""
+    path = [str(REPO), str(REPO / "benchmarks")] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    return {"PYTHONPATH": os.pathsep.join(path),
+            **{k: os.environ[k] for k in ("XAI_LAB_DATA_DIR", "OMP_NUM_THREADS") if k in os.environ}}
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def run_jobs(todo: Sequence, job: Callable[..., dict], job_args: tuple, results: ResultsFile, *,
+             ray_address: str | None = None, device: str = "cpu", deadline: float | None = None,
+             describe: Callable[[Any], object] = repr) -> JobsRun:
+    """``job(item, *job_args)`` for every item of ``todo``, each returning one record that is
+    appended to ``results`` as it finishes (in completion order), with a progress line
+    ``[k/len(todo)] describe(item)`` on stderr.
+
+    ``ray_address`` None: in this process, in order; no job starts after ``deadline`` (a
+    ``time.time()`` value). Else one Ray task per item with one CPU (and one GPU when ``device``
+    is CUDA): Ray is started (``ray.init()``, a local Ray for ``""``, the cluster at the address
+    otherwise; workers get :func:`worker_environment`) unless this process already started it,
+    and shut down at the end if started here; at ``deadline`` the unfinished tasks are cancelled.
+    ``job`` must be a module-level function (:func:`importable_name`): the worker imports it by
+    name, so the serial and the Ray run call one function and their records agree.
+
+    Ctrl-C, or a SIGTERM (turned into one while this runs), stops the run: the records appended
+    so far are kept, the jobs in progress are lost (cancelled on Ray), and ``interrupted`` says so."""
+    ran, interrupted = 0, None
+
+    def finished(item, record: dict) -> None:
+        nonlocal ran
+        results.append(record)
+        ran += 1
+        print(f"[{ran}/{len(todo)}] {describe(item)}", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        if ray_address is None:
+            for item in todo:
+                if deadline is not None and time.time() > deadline:
+                    break
+                finished(item, job(item, *job_args))
+        else:
+            _run_on_ray(todo, job, job_args, finished, ray_address, device, deadline)
+    except KeyboardInterrupt:
+        interrupted = INTERRUPTED
+        print(f"{interrupted}; writing the run log", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    return JobsRun(ran, interrupted)
+
+
+def _run_on_ray(todo: Sequence, job: Callable, job_args: tuple, finished: Callable, address: str, device: str,
+                deadline: float | None) -> None:
+    """The Ray half of :func:`run_jobs`: one task per item, ``finished(item, record)`` as each
+    completes, the rest cancelled at the deadline or on an interrupt."""
+    import ray
+
+    module, name = importable_name(job)
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address or None, runtime_env={"env_vars": worker_environment()}, include_dashboard=False)
+        signal.signal(signal.SIGTERM, _raise_interrupt)  # ray.init puts in its own, which ends the process at once
+    task = ray.remote(num_cpus=1, num_gpus=1 if str(device).startswith("cuda") else 0)(_job_by_name)
+    pending: list = []
+    try:
+        items = {}
+        for item in todo:
+            ref = task.remote(module, name, item, job_args)
+            items[ref] = item
+            pending.append(ref)
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1,
+                                      timeout=None if deadline is None else max(deadline - time.time(), 0.0))
+            if not ready:
+                break
+            finished(items[ready[0]], ray.get(ready[0]))
+    finally:
+        for ref in pending:
+            ray.cancel(ref)
+        if started_here:
+            ray.shutdown()
 
 
 def environment() -> dict:

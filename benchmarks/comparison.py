@@ -53,7 +53,6 @@ import argparse
 import csv
 import json
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -72,6 +71,7 @@ from _common import (  # noqa: E402
     merge_results,
     positive_int,
     read_results,
+    run_jobs,
     set_threads,
     shard_slice,
 )
@@ -307,47 +307,6 @@ def job_key(job: tuple) -> tuple:
     return kind, f"{dataset}/{index:04d}", variant
 
 
-def _ray_job(job, config, device, threads):
-    from comparison import run_job as run  # the module itself, imported by name in the worker
-
-    return run(job, config, device, threads)
-
-
-def execute(todo: list[tuple], config: dict, args, results: ResultsFile, deadline: float | None) -> int:
-    """Run ``todo`` serially or on Ray, appending each record as it finishes; returns how many ran."""
-    done = 0
-    if args.ray is None:
-        for job in todo:
-            if deadline is not None and time.time() > deadline:
-                break
-            results.append(run_job(job, config, args.device, args.threads))
-            done += 1
-            print(f"[{done}/{len(todo)}] {job_key(job)}", file=sys.stderr, flush=True)
-        return done
-    import ray
-
-    if not ray.is_initialized():
-        env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "benchmarks"), os.environ.get("PYTHONPATH", "")]),
-               **{k: os.environ[k] for k in ("XAI_LAB_DATA_DIR", "OMP_NUM_THREADS") if k in os.environ}}
-        ray.init(address=args.ray or None, runtime_env={"env_vars": env}, include_dashboard=False)
-    task = ray.remote(num_cpus=1, num_gpus=1 if str(args.device).startswith("cuda") else 0)(_ray_job)
-    pending = [task.remote(job, config, args.device, args.threads) for job in todo]
-    while pending:
-        ready, pending = ray.wait(pending, num_returns=1, timeout=None if deadline is None else
-                                  max(deadline - time.time(), 0.0))
-        if not ready:
-            for ref in pending:
-                ray.cancel(ref)
-            break
-        results.append(ray.get(ready[0]))
-        done += 1
-    return done
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def run(args) -> tuple[Path, dict]:
     """Run the jobs of this run (or shard) that its results file lacks; returns the file and a run log."""
     set_threads(args.threads)
@@ -366,16 +325,9 @@ def run(args) -> tuple[Path, dict]:
           f"{results.path}; running {len(todo)}", file=sys.stderr)
     start, cpu, at_start = time.time(), time.process_time(), environment()
     deadline = None if args.stop_after is None else start + args.stop_after
-    before, interrupted = len(results.records), None
-    previous = signal.signal(signal.SIGTERM, _interrupt)  # a kill ends the run like Ctrl-C: with its run log
-    try:
-        ran = execute(todo, config, args, results, deadline)
-    except KeyboardInterrupt:
-        ran = len(results.records) - before
-        interrupted = "interrupted (SIGINT or SIGTERM): the records before it are kept, the job in progress is lost"
-        print(f"{interrupted}; writing the run log", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # run_jobs: serially or on Ray; a deadline, Ctrl-C or a kill ends it with the finished records and this run log
+    ran, interrupted = run_jobs(todo, run_job, (config, args.device, args.threads), results, ray_address=args.ray,
+                                device=args.device, deadline=deadline, describe=job_key)
     return results.path, {"command": "python benchmarks/comparison.py " + " ".join(args.argv),
                           "interrupted": interrupted,
                           "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),

@@ -3,7 +3,7 @@ answer of the planted-shortcut model, with patient-bootstrap intervals.
 
     python benchmarks/metric_trust.py [--n 100] [--classes Monkeypox,Others] [--methods default|NAME,...]
         [--metrics default|NAME,...] [--quick] [--out benchmarks/results/metric-trust-v1]
-        [--resamples 2000] [--limit K] [--stop-after SECONDS] [--note TEXT]
+        [--resamples 2000] [--ray [ADDRESS]] [--limit K] [--stop-after SECONDS] [--note TEXT]
         [--seed 0] [--device cpu|cuda] [--threads T]
 
 The model is the planted-shortcut model (``shortcut.train_marked(marked(Mark(), ("Monkeypox",)),
@@ -30,7 +30,21 @@ holds as many patients as it can; a killed or time-boxed run started again with 
 continues where it stopped; a run that adds methods keeps the old records), ``summary.json``
 (config, coverage, the truth ranking with intervals, one entry per metric), ``provenance.json``
 (every run that added records: command, the commit at its start, wall and CPU seconds; package
-versions and machine of the last run).
+versions and machine of the last run, and whether it ran on Ray).
+
+Ray: ``--ray`` starts a local Ray (``ray.init()``), ``--ray ADDRESS`` joins a running cluster
+(``ray start --head`` on one node, ``ray start --address=HEAD:6379`` on the others); each
+(image, method) job is one Ray task with one CPU (and one GPU with ``--device cuda``), records are
+appended as they finish, and ``--stop-after`` cancels the tasks still pending. A worker loads the
+model and the images once per process (:func:`load_inputs`; the main process loads them first, so
+an untrained model is trained and cached once), and the records equal a serial run's with the
+same seed (timings aside). Every node needs this repository and the data at the same paths
+(``XAI_LAB_DATA_DIR`` is passed on to the workers) and the same Python environment: a shared
+file system, as on a Slurm cluster, where the recipe for ``benchmarks/comparison.py`` in
+README.md applies as it is:
+
+    python benchmarks/metric_trust.py --ray --stop-after 3600      # a local Ray, one task per CPU
+    python benchmarks/metric_trust.py --ray HEAD_HOST:6379          # the cluster at HEAD_HOST
 
 Cost (process CPU seconds, one torch thread on a loaded 2-core machine; an idle machine or a
 GPU needs less): per (image, method) the metrics that read the map alone take about 10 s
@@ -44,9 +58,9 @@ estimated at about 6 CPU hours (~530 s per image), three quarters of it Score-CA
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
-import signal
 import sys
 import time
 from dataclasses import asdict
@@ -65,6 +79,7 @@ from _common import (  # noqa: E402
     json_default,
     positive_int,
     read_results,
+    run_jobs,
     set_threads,
 )
 
@@ -77,6 +92,11 @@ from xai_lab.registry import method_spec  # noqa: E402
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "metric-trust-v1"
 MODEL = "shortcut.train_marked(marked(Mark(), ('Monkeypox',)), copies=2)"
 QUICK = {"n": 2, "methods": ("gradcam", "saliency", "random")}
+#: Where the classifier and the images come from: ``(function, *arguments)``, the function named
+#: ``"module:name"`` and returning ``(classifier, images)``, the images a pool that ``--classes``,
+#: ``--quick`` and ``--n`` select from (:func:`select_images`). A name rather than the objects, so
+#: that a Ray worker loads them itself, once per process (:func:`load_inputs`).
+SHORTCUT_SOURCE = ("metric_trust:shortcut_model_and_test_images",)
 
 
 def choose_methods(text: str) -> dict[str, dict]:
@@ -125,6 +145,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=choose_metrics, default=None, help="default, or names separated by commas")
     p.add_argument("--quick", action="store_true", help="2 images, 3 methods, every metric at small sizes")
     p.add_argument("--resamples", type=positive_int, default=2000, help="bootstrap resamples")
+    p.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                   help="run the (image, method) jobs as Ray tasks: a local Ray without ADDRESS, else the cluster at ADDRESS")
     p.add_argument("--limit", type=count, default=None, help="run at most this many new (image, method) jobs")
     p.add_argument("--stop-after", type=positive_int, default=None, metavar="SECONDS",
                    help="start no new job after this many seconds (run again to continue)")
@@ -140,39 +162,26 @@ def make_config(args, settings: mt.Settings) -> dict:
             "metric_settings": settings.as_dict(), "settings": args.methods}
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
-def run(args, classifier, records, settings: mt.Settings) -> tuple[Path, dict]:
-    """Score every (image, method) the results file lacks, patients first (:func:`patients_first`);
-    returns the file and a run log."""
+def run(args, records, settings: mt.Settings, source: tuple) -> tuple[Path, dict]:
+    """Score every (image, method) the results file lacks, patients first (:func:`patients_first`),
+    serially or on Ray (:func:`_common.run_jobs`); returns the file and a run log."""
     config = make_config(args, settings)
     try:
         results = ResultsFile(args.out / "records.jsonl", config)
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    transform = shortcut.marked(shortcut.Mark(), msld.CATEGORIES)
     jobs = [(i, name) for i in patients_first(records) for name in args.methods]
     todo = [(i, name) for i, name in jobs if ("score", image_key(i, records[i]), name) not in results.done]
     todo = todo if args.limit is None else todo[:args.limit]
     print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} done or left out, running {len(todo)} ({results.path})",
           file=sys.stderr)
+    spec = {"source": tuple(source), "images": (tuple(args.classes), args.n, args.quick), "methods": args.methods,
+            "metrics": args.metrics, "settings": settings, "seed": args.seed, "device": str(args.device),
+            "threads": args.threads}
     start, cpu, at_start = time.time(), time.process_time(), environment()
-    ran, interrupted = 0, None
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        for i, name in todo:
-            if args.stop_after is not None and time.time() - start > args.stop_after:
-                break
-            results.append(score_job(classifier, records[i], i, name, args, settings, transform))
-            ran += 1
-            print(f"[{ran}/{len(todo)}] {image_key(i, records[i])} {name}", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        interrupted = "interrupted (SIGINT or SIGTERM): the records before it are kept, the job in progress is lost"
-        print(f"{interrupted}; writing the summary", file=sys.stderr)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    ran, interrupted = run_jobs(todo, score_job, (spec,), results, ray_address=args.ray, device=args.device,
+                                deadline=None if args.stop_after is None else start + args.stop_after,
+                                describe=lambda job: f"{image_key(job[0], records[job[0]])} {job[1]}")
     new = results.records[len(results.records) - ran:] if ran else []
     return results.path, {"command": "python benchmarks/metric_trust.py " + " ".join(args.argv),
                           "interrupted": interrupted, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
@@ -181,7 +190,8 @@ def run(args, classifier, records, settings: mt.Settings) -> tuple[Path, dict]:
                           "wall_seconds": round(time.time() - start, 1),
                           "cpu_seconds": round(time.process_time() - cpu, 1),
                           "cpu_seconds_jobs": round(sum(r["cpu_seconds"] for r in new), 1), "jobs_run": ran,
-                          "note": args.note, "device": str(args.device), "threads": torch.get_num_threads()}
+                          "note": args.note, "ray": args.ray, "device": str(args.device),
+                          "threads": torch.get_num_threads()}
 
 
 def patients_first(records) -> list[int]:
@@ -202,16 +212,58 @@ def image_key(index: int, record) -> str:
     return f"{index:04d}/{shortcut.image_id(record)}"
 
 
-def score_job(classifier, record, index: int, method: str, args, settings: mt.Settings, transform) -> dict:
-    """One record: :func:`metric_trust.score_image` of one image and method, with its costs."""
-    x = shortcut.inputs(classifier, [record], transform).to(args.device)
+# --- one job, in this process or in a Ray worker -------------------------------------------------------------
+
+def shortcut_model_and_test_images() -> tuple[xai_lab.Classifier, list]:
+    """The benchmark's classifier and image pool (:data:`SHORTCUT_SOURCE`): the planted-shortcut
+    model (:data:`MODEL`, trained and cached on first use) and the MSLD test images."""
+    classifier, _ = shortcut.train_marked(shortcut.marked(shortcut.Mark(), ("Monkeypox",)), copies=2)
+    return classifier, msld.split_records()["test"]
+
+
+def select_images(pool, classes, n: int, quick: bool) -> list:
+    """The run's images from ``pool``: those of ``classes`` in pool order, with ``quick`` only the
+    first image of each patient (the bootstrap needs two patients for a finite interval), the first ``n``."""
+    images = [r for r in pool if r.label in classes]
+    if quick:
+        images = list({r.patient_id: r for r in reversed(images)}.values())[::-1]
+    return images[:n]
+
+
+_LOADED: dict = {}
+
+
+def load_inputs(source: tuple, classes, n: int, quick: bool, device: str = "cpu") -> tuple[xai_lab.Classifier, list]:
+    """``(classifier, images)`` of a run: ``source`` (:data:`SHORTCUT_SOURCE`) called, its model
+    moved to ``device``, its images selected (:func:`select_images`); once per process for each
+    ``(source, classes, n, quick, device)``, so that a Ray worker loads them for its first job only."""
+    key = (tuple(source), tuple(classes), n, quick, str(device))
+    if key not in _LOADED:
+        module, _, name = source[0].partition(":")
+        classifier, pool = getattr(importlib.import_module(module), name)(*source[1:])
+        classifier.model.to(device)
+        _LOADED[key] = classifier, select_images(pool, classes, n, quick)
+    return _LOADED[key]
+
+
+def score_job(job: tuple[int, str], spec: dict) -> dict:
+    """One record: :func:`metric_trust.score_image` of ``job = (image index, method)``, with its
+    costs. ``spec``: what every job of the run shares (the source and selection of the images, the
+    methods' options, metrics, settings, seed, device, threads; :func:`run`). The same function
+    runs serially and in a Ray worker, which imports it by name, so their records agree."""
+    index, method = job
+    set_threads(spec["threads"])
+    classifier, images = load_inputs(spec["source"], *spec["images"], spec["device"])
+    record = images[index]
+    x = shortcut.inputs(classifier, [record], shortcut.marked(shortcut.Mark(), msld.CATEGORIES)).to(spec["device"])
     mask = shortcut.mark_mask(record, shortcut.Mark(), *x.shape[-2:])
+    options, metrics = spec["methods"][method], spec["metrics"]
     cpu, wall = time.process_time(), time.perf_counter()
-    scores = mt.score_image(classifier, x, mask, method, args.methods[method], args.metrics, settings,
-                            msld.POSITIVE, args.seed + index)
+    scores = mt.score_image(classifier, x, mask, method, options, metrics, spec["settings"], msld.POSITIVE,
+                            spec["seed"] + index)
     return {"kind": "score", "image": image_key(index, record), "index": index, "file": record.path.name,
-            "label": record.label, "cluster": record.patient_id, "method": method, "options": args.methods[method],
-            "scores": scores, "better": {name: mt.METRICS[name].better.value for name in args.metrics},
+            "label": record.label, "cluster": record.patient_id, "method": method, "options": options,
+            "scores": scores, "better": {name: mt.METRICS[name].better.value for name in metrics},
             "seconds": round(time.perf_counter() - wall, 3), "cpu_seconds": round(time.process_time() - cpu, 3)}
 
 
@@ -250,9 +302,9 @@ def report(summary: dict) -> None:
               f"tau {tau['value']:+.2f} [{tau['low']:+.2f}, {tau['high']:+.2f}]  ({t['better']} is better)")
 
 
-def main(argv=None, classifier=None, records=None) -> dict:
-    """Run (or continue) the benchmark; ``classifier`` and ``records`` replace the shortcut model
-    and the MSLD test images (tests)."""
+def main(argv=None, source: tuple = SHORTCUT_SOURCE) -> dict:
+    """Run (or continue) the benchmark; ``source`` names where the classifier and the images come
+    from (:data:`SHORTCUT_SOURCE`, the planted-shortcut model and the MSLD test images; tests: a toy)."""
     p = parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
@@ -266,17 +318,10 @@ def main(argv=None, classifier=None, records=None) -> dict:
     args.methods = args.methods or choose_methods("default")
     args.metrics = args.metrics or choose_metrics("default")
     args.out = args.out or (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
-    if classifier is None:
-        classifier, _ = shortcut.train_marked(shortcut.marked(shortcut.Mark(), ("Monkeypox",)), copies=2)
-    classifier.model.to(args.device)
-    pool = msld.split_records()["test"] if records is None else list(records)
-    records = [r for r in pool if r.label in args.classes]
-    if args.quick:  # one image per patient: the bootstrap needs two patients for a finite interval
-        records = list({r.patient_id: r for r in reversed(records)}.values())[::-1]
-    records = records[:args.n]
+    _, records = load_inputs(source, args.classes, args.n, args.quick, args.device)
     if not records:
         p.error(f"no test images of {', '.join(args.classes)}")
-    path, log = run(args, classifier, records, settings)
+    path, log = run(args, records, settings, source)
     config, found = read_results(path)
     config["images"]["planned"] = len(records)
     summary = write_outputs(args.out, config, found, args.resamples, args.seed, log)

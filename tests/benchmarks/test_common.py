@@ -1,8 +1,14 @@
 """benchmarks/_common.py: results files (resumable, a line cut by a kill dropped), merging
-shards, shard arithmetic, and the shared command-line options."""
+shards, shard arithmetic, the shared command-line options, and the serial job runner (a deadline,
+Ctrl-C and SIGTERM stop it with the finished records kept; its Ray half is checked against it in
+test_comparison_cli.py and test_metric_trust_cli.py)."""
 import argparse
 import json
+import os
+import signal
+import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -127,3 +133,49 @@ def test_a_config_that_only_adds_methods_continues_the_file(tmp_path):
 ])
 def test_adds_methods_lets_the_method_lists_grow_and_nothing_else(old, new, adds):
     assert common.adds_methods(old, new) is adds
+
+
+def square_job(item: int, scale: float) -> dict:
+    """A job for :func:`run_jobs`: record ``item`` with value ``scale * item ** 2``; item 13 is a
+    SIGTERM sent to this process, item 7 a Ctrl-C."""
+    if item == 13:
+        os.kill(os.getpid(), signal.SIGTERM)
+    if item == 7:
+        raise KeyboardInterrupt
+    return _record(item, "square", scale * item ** 2)
+
+
+def test_run_jobs_appends_each_record_with_a_progress_line(tmp_path, capsys):
+    results = ResultsFile(tmp_path / "r.jsonl", {})
+    done = common.run_jobs([3, 1, 2], square_job, (0.5,), results, describe=lambda item: f"item {item}")
+    assert done == (3, None) and done.ran == 3
+    assert [(r["image"], r["scores"]["lerf_mean_afoc@0.1"]) for r in read_results(results.path)[1]] == [
+        (3, 4.5), (1, 0.5), (2, 2.0)]
+    assert capsys.readouterr().err.splitlines() == ["[1/3] item 3", "[2/3] item 1", "[3/3] item 2"]
+    assert common.run_jobs([4, 5], square_job, (1.0,), results, deadline=0.0) == (0, None)   # past the deadline
+    assert len(results.records) == 3
+
+
+@pytest.mark.parametrize("stop", [7, 13], ids=["ctrl-c", "sigterm"])
+def test_an_interrupted_run_keeps_the_finished_records(tmp_path, stop):
+    results = ResultsFile(tmp_path / "r.jsonl", {})
+    before = signal.getsignal(signal.SIGTERM)
+    done = common.run_jobs([1, 2, stop, 4], square_job, (1.0,), results)
+    assert done.ran == 2 and done.interrupted == common.INTERRUPTED
+    assert [r["image"] for r in read_results(results.path)[1]] == [1, 2]
+    assert signal.getsignal(signal.SIGTERM) is before          # the SIGTERM handler is put back
+
+
+def test_a_ray_worker_imports_the_job_by_its_module_name(monkeypatch):
+    assert common.importable_name(square_job) == (__name__, "square_job")
+
+    def nested(item):
+        return {}
+
+    with pytest.raises(ValueError, match="not at the top level"):
+        common.importable_name(nested)
+    script = SimpleNamespace(__file__=str(Path("benchmarks") / "comparison.py"))   # run as a script
+    monkeypatch.setitem(sys.modules, "__main__", script)
+    monkeypatch.setattr(square_job, "__module__", "__main__")
+    assert common.importable_name(square_job) == ("comparison", "square_job")
+    assert common._job_by_name("_common", "count", "3", ()) == 3
