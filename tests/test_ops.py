@@ -10,6 +10,7 @@ from xai_lab.ops import (
     check_fraction,
     check_input,
     check_positive,
+    copies_per_pass,
     forward_batch_size,
     gaussian_blur,
     model_device,
@@ -104,3 +105,13 @@ def test_forward_batch_size_is_small_on_a_cpu_and_the_callers_elsewhere():
         forward_batch_size(0, "cpu", accelerator=100)
     with pytest.raises(TypeError, match="batch_size"):
         forward_batch_size(2.5, "cpu", accelerator=100)
+
+
+def test_copies_per_pass_keep_a_cpu_pass_near_the_cpu_batch():
+    assert copies_per_pass(None, 1, "cpu", accelerator=16) == CPU_FORWARD_BATCH
+    assert copies_per_pass(None, 2, "cpu", accelerator=16) == CPU_FORWARD_BATCH // 2
+    assert copies_per_pass(None, 16, "cpu", accelerator=16) == 1  # at least one copy
+    assert copies_per_pass(None, 1, torch.device("cuda", 0), accelerator=16) == 16
+    assert copies_per_pass(5, 16, "cpu", accelerator=16) == 5
+    with pytest.raises(ValueError, match="batch_size"):
+        copies_per_pass(0, 1, "cpu", accelerator=16)

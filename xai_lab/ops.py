@@ -16,8 +16,8 @@ BASELINES = ("black", "zero", "mean", "blur")
 #: when its ``batch_size`` is left as None. Small batches are cheapest on a CPU: the activations
 #: of a large batch fall out of the caches. EfficientNet-Lite0 at 224 x 224, per image
 #: (``python benchmarks/forward_batch.py``, ``benchmarks/results/forward-batch-v1/``): one thread
-#: 30 ms at batch 1, 38 at 4, 62 at 16, 108 at 64; two threads 29, 18, 33, 90. A GPU is the other
-#: way round: there the method's own (larger) default applies.
+#: 30 ms at batch 1, 38 at 4, 62 at 16, 108 at 64; two threads 21, 16 at 4, 22 at 16, 37 at 64.
+#: A GPU is the other way round: there the method's own (larger) default applies.
 CPU_FORWARD_BATCH = 4
 
 
@@ -143,6 +143,21 @@ def forward_batch_size(batch_size: int | None, device: torch.device | str, accel
         check_positive("batch_size", batch_size, integer=True)
         return batch_size
     return CPU_FORWARD_BATCH if torch.device(device).type == "cpu" else accelerator
+
+
+def copies_per_pass(batch_size: int | None, n_images: int, device: torch.device | str, accelerator: int) -> int:
+    """How many copies of a batch of ``n_images`` (noisy, scaled or interpolated copies of the
+    gradient methods) go through the model per forward and backward pass: ``batch_size`` when
+    given (checked); else, on a CPU, as many as keep a pass near :data:`CPU_FORWARD_BATCH` images
+    (at least one), and ``accelerator`` copies on any other device. A forward + backward pass to
+    the input of EfficientNet-Lite0 on one thread costs 72 ms per image alone, 59 at 4, 73 at 16,
+    197 at 64 (``benchmarks/results/forward-batch-v1/forward_backward.json``)."""
+    if batch_size is not None:
+        check_positive("batch_size", batch_size, integer=True)
+        return batch_size
+    if torch.device(device).type == "cpu":
+        return max(1, CPU_FORWARD_BATCH // n_images)
+    return accelerator
 
 
 def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False) -> None:

@@ -73,10 +73,13 @@ def test_a_label_needs_class_names(tiny, tiny_input):
         xai_lab.explain(tiny, tiny_input, method="saliency", target="cat")
 
 
-# (method, options) of the methods whose forward passes take batch_size=None as "small on a CPU".
+# (method, options) of the methods whose forward passes take batch_size=None as "small on a CPU"
+# (the gradient methods count copies of the batch: 2 copies of the 2 images a pass).
 FORWARD_BATCHED = [("occlusion", {"window": 4, "stride": 2}), ("rise", {"n_masks": 12, "cells": 2}),
                    ("scorecam", {"layer": "conv2"}), ("lime", {"num_samples": 12, "segmentation": "slic",
-                             "segmentation_kwargs": {"n_segments": 4, "start_label": 0}})]
+                             "segmentation_kwargs": {"n_segments": 4, "start_label": 0}}),
+                   ("smoothgrad", {"n_samples": 6}), ("integrated_gradients", {"steps": 6}),
+                   ("gradient_shap", {"n_samples": 6}), ("smoothgradcampp", {"n_samples": 6, "layer": "conv2"})]
 
 
 @pytest.mark.parametrize("method,options", FORWARD_BATCHED)

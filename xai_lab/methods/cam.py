@@ -15,7 +15,7 @@ import torch
 
 from ..capture import forward_hooks, resolve_layer
 from ..context import Context, Result, layer_activations
-from ..ops import check_positive, upsample
+from ..ops import check_positive, copies_per_pass, upsample
 from ..registry import SharedPass, register
 
 
@@ -216,7 +216,7 @@ def _clipped_layer(ctx: Context, neurons, region: bool) -> Iterator[None]:
 
 
 @register("smoothgradcampp", family="cam", needs_layer=True)
-def smoothgradcampp(ctx: Context, n_samples: int = 16, sigma: float = 0.3, batch_size: int = 8,
+def smoothgradcampp(ctx: Context, n_samples: int = 16, sigma: float = 0.3, batch_size: int | None = None,
                     filters: Sequence[int] | None = None, neurons: Sequence[tuple[int, int]] | None = None,
                     region: bool = True, variant: str = "paper", relu: bool = True) -> Result:
     """Smooth Grad-CAM++ (Omeiza et al. 2019): Grad-CAM++ on derivatives averaged over ``n_samples``
@@ -238,13 +238,14 @@ def smoothgradcampp(ctx: Context, n_samples: int = 16, sigma: float = 0.3, batch
       alpha = mean G^2 / (2 mean G^2 + sum_ab A_ab mean G^3 + 1e-8), and both ReLU(G) in w_k and
       the activations of the final sum taken from the LAST noisy copy.
 
-    Passes: 1 clean forward + ``n_samples`` forward and backward, ``batch_size`` copies at a time."""
+    Passes: 1 clean forward + ``n_samples`` forward and backward, ``batch_size`` copies at a time
+    (None: about 4 images a pass on a CPU, 8 copies elsewhere; :func:`~xai_lab.ops.copies_per_pass`)."""
     if variant not in ("paper", "torchcam"):
         raise ValueError(f"variant must be 'paper' or 'torchcam', not {variant!r}")
     check_positive("n_samples", n_samples, integer=True)
     check_positive("sigma", sigma, allow_zero=True)
-    check_positive("batch_size", batch_size, integer=True)
     x, n = ctx.x, ctx.n
+    batch_size = copies_per_pass(batch_size, n, ctx.device, accelerator=8)
     sums = [0, 0, 0]
     with _clipped_layer(ctx, neurons, region):
         A, _, _ = layer_activations(ctx)  # the clean activations; fixes the target classes

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..context import Context, Result
-from ..ops import baseline_image, check_positive
+from ..ops import baseline_image, check_positive, copies_per_pass
 from ..registry import register
 
 
@@ -44,14 +44,17 @@ def input_x_gradient(ctx: Context) -> Result:
 
 
 @register("smoothgrad", family="gradient")
-def smoothgrad(ctx: Context, n_samples: int = 25, noise: float = 0.15, batch_size: int = 16,
+def smoothgrad(ctx: Context, n_samples: int = 25, noise: float = 0.15, batch_size: int | None = None,
                magnitude: bool = True) -> Result:
     """SmoothGrad (Smilkov et al. 2017): mean of the gradient over ``n_samples`` copies of x with
     Gaussian noise of std ``noise * (max(x) - min(x))`` per image; map = max over channels of
-    |mean gradient|. ``magnitude=False`` keeps the sign (channel sum)."""
+    |mean gradient|. ``magnitude=False`` keeps the sign (channel sum). ``batch_size``: copies of
+    the batch per forward and backward pass (None: about 4 images a pass on a CPU, 16 copies
+    elsewhere; :func:`~xai_lab.ops.copies_per_pass`; the map does not depend on it beyond float
+    rounding)."""
     check_positive("n_samples", n_samples, integer=True)
     check_positive("noise", noise, allow_zero=True)
-    check_positive("batch_size", batch_size, integer=True)
+    batch_size = copies_per_pass(batch_size, ctx.n, ctx.device, accelerator=16)
     n = ctx.n
     x = ctx.x
     span = (x.flatten(1).amax(1) - x.flatten(1).amin(1)).view(n, 1, 1, 1)
@@ -71,17 +74,20 @@ def smoothgrad(ctx: Context, n_samples: int = 25, noise: float = 0.15, batch_siz
 
 @register("integrated_gradients", family="gradient")
 def integrated_gradients(ctx: Context, baseline: float | torch.Tensor | str = 0.0, steps: int = 50,
-                         batch_size: int = 16) -> Result:
+                         batch_size: int | None = None) -> Result:
     """Integrated gradients (Sundararajan et al. 2017): (x - x') * integral_0^1 dy/dx(x' + a(x - x')) da,
     Gauss-Legendre quadrature with ``steps`` points (as captum's default), summed over channels.
 
     ``baseline``: a number or tensor in model-input units, or a name of
     :func:`~xai_lab.ops.baseline_image` (``"black"``: pixel 0 under the classifier's input
-    scaling; ``"zero"``, ``"mean"``, ``"blur"``). ``extras["delta"]``: completeness gap sum(IG) - (y(x) - y(x'))."""
+    scaling; ``"zero"``, ``"mean"``, ``"blur"``). ``extras["delta"]``: completeness gap sum(IG) - (y(x) - y(x')).
+    ``batch_size``: copies of the batch per forward and backward pass (None: about 4 images a pass
+    on a CPU, 16 copies elsewhere; :func:`~xai_lab.ops.copies_per_pass`; the map does not depend
+    on it beyond float rounding)."""
     import numpy as np
 
     check_positive("steps", steps, integer=True)
-    check_positive("batch_size", batch_size, integer=True)
+    batch_size = copies_per_pass(batch_size, ctx.n, ctx.device, accelerator=16)
     x = ctx.x
     base = baseline_image(x, baseline if isinstance(baseline, (str, int, float)) else
                           torch.as_tensor(baseline, dtype=x.dtype, device=x.device), ctx.classifier)
