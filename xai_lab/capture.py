@@ -69,6 +69,32 @@ def forward_hooks(modules: Iterable[nn.Module], hook: Callable, pre: bool = Fals
             handle.remove()
 
 
+@contextmanager
+def replaced_forward(module: nn.Module, forward: Callable) -> Iterator[None]:
+    """Make ``module`` compute ``forward(*args, **kwargs)`` instead of its own ``forward`` (which
+    ``forward`` may still call, as ``module.forward`` read before entering); its hooks still run.
+    Only the thread that entered is affected: another thread using the module meanwhile gets its
+    own forward. Restored on exit, also after an exception."""
+    owner = threading.get_ident()
+    had_own = "forward" in vars(module)  # an instance attribute, rare; class forward otherwise
+    saved = vars(module).get("forward")
+    original = module.forward
+
+    def dispatch(*args, **kwargs):
+        if threading.get_ident() != owner:
+            return original(*args, **kwargs)
+        return forward(*args, **kwargs)
+
+    module.forward = dispatch
+    try:
+        yield
+    finally:
+        if had_own:
+            module.forward = saved
+        else:
+            del module.forward
+
+
 class LayerRecorder:
     """Record the outputs of named layers during forward passes, keeping the autograd graph so
     gradients can be taken with respect to them.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..capture import forward_hooks
+from ..capture import replaced_forward
 from ..context import Context, Result, layer_activations
 from ..ops import check_positive, forward_batch_size, normalize_per_image, upsample
 from ..registry import register
@@ -87,7 +87,10 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     channel k of the layer's output set to zero (where y_c is
     exactly 0 the weights are the drops y_c - y_c^k, unscaled, instead of NaN). The clean
     activations A are recorded once; then the layer's output is replaced by ``batch_size`` copies
-    of it with channel k zeroed in copy k, and the rest of the network runs on them.
+    of it with channel k zeroed in copy k, and the rest of the network runs on them. The layer
+    itself computes once per image (its ``forward`` returns the stored output during the
+    ablation, as pytorch-grad-cam's ``AblationLayer`` does), so at ``layer="features"`` only the
+    head runs per chunk of channels.
     ``tail_only=True``: a single image goes in, so the modules that run before the layer do
     so once per batch of channels, on one image, and a skip connection from them broadcasts over the
     copies (for ``layer="features"`` nothing runs before it); a network that concatenates earlier
@@ -100,17 +103,25 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     check_positive("batch_size", batch_size, integer=True)
     A, _, y = layer_activations(ctx)
     n, k = A.shape[:2]
+    compute = ctx.layer.forward
     state = {}
 
-    def ablate(module, inputs, output):
-        if not isinstance(output, torch.Tensor):
-            raise ValueError(f"Layer {ctx.layer_name!r} returns a {type(output).__name__}; Ablation-CAM needs a tensor")
+    def ablated_layer(*args, **kwargs):
+        """The layer's forward while channels are ablated: its output for the current image is
+        computed once (on the first chunk of channels) and reused; each pass returns copies of it
+        with channel j zeroed in copy j."""
         state["calls"] += 1
         if state["calls"] > 1:
             raise RuntimeError(f"Layer {ctx.layer_name!r} runs more than once per forward pass; "
                                "Ablation-CAM needs a layer that runs once")
-        channels = state["channels"]
-        copies = output.expand(len(channels), *output.shape[1:]).clone() if output.shape[0] == 1 else output.clone()
+        if state["output"] is None:
+            output = compute(*args, **kwargs)
+            if not isinstance(output, torch.Tensor):
+                raise ValueError(f"Layer {ctx.layer_name!r} returns a {type(output).__name__}; "
+                                 "Ablation-CAM needs a tensor")
+            state["output"] = output[:1]
+        output, channels = state["output"], state["channels"]
+        copies = output.expand(len(channels), *output.shape[1:]).clone()
         axis = _channel_axis(ctx, output) % copies.dim()
         index = [torch.arange(len(channels), device=copies.device)] + [slice(None)] * (copies.dim() - 1)
         index[axis] = channels
@@ -119,10 +130,10 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
 
     chunks = [(i, start) for i in range(n) for start in range(0, k, batch_size)]
     ablated = A.new_empty(n, k)
-    with torch.no_grad(), forward_hooks([ctx.layer], ablate):
+    with torch.no_grad(), replaced_forward(ctx.layer, ablated_layer):
         for i, start in tqdm(chunks, desc="Ablation-CAM", disable=not ctx.progress, leave=False):
             channels = torch.arange(start, min(start + batch_size, k), device=A.device)
-            state.update(calls=0, channels=channels)
+            state.update(calls=0, channels=channels, output=None if start == 0 else state["output"])
             if tail_only:
                 logits = ctx.forward(ctx.x[i:i + 1])
                 ctx.forward_images += len(channels) - 1  # every ablated copy counts as one pass
