@@ -335,12 +335,12 @@ def run_jobs(todo: Sequence, job: Callable[..., dict], job_args: tuple, results:
     ``time.time()`` value). Else one Ray task per item with one CPU (and one GPU when ``device``
     is CUDA): Ray is started (``ray.init()``, a local Ray for ``""``, the cluster at the address
     otherwise; workers get :func:`worker_environment`) unless this process already started it,
-    and shut down at the end if started here; at ``deadline`` the unfinished tasks are cancelled.
+    and shut down at the end if started here; at ``deadline`` the unfinished tasks are canceled.
     ``job`` must be a module-level function (:func:`importable_name`): the worker imports it by
     name, so the serial and the Ray run call one function and their records agree.
 
     Ctrl-C, or a SIGTERM (turned into one while this runs), stops the run: the records appended
-    so far are kept, the jobs in progress are lost (cancelled on Ray), and ``interrupted`` says so."""
+    so far are kept, the jobs in progress are lost (canceled on Ray), and ``interrupted`` says so."""
     ran, interrupted = 0, None
 
     def finished(item, record: dict) -> None:
@@ -369,7 +369,7 @@ def run_jobs(todo: Sequence, job: Callable[..., dict], job_args: tuple, results:
 def _run_on_ray(todo: Sequence, job: Callable, job_args: tuple, finished: Callable, address: str, device: str,
                 deadline: float | None) -> None:
     """The Ray half of :func:`run_jobs`: one task per item, ``finished(item, record)`` as each
-    completes, the rest cancelled at the deadline or on an interrupt."""
+    completes, the rest canceled at the deadline or on an interrupt."""
     import ray
 
     module, name = importable_name(job)
