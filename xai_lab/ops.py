@@ -152,12 +152,9 @@ def copies_per_pass(batch_size: int | None, n_images: int, device: torch.device 
     (at least one), and ``accelerator`` copies on any other device. A forward + backward pass to
     the input of EfficientNet-Lite0 on one thread costs 72 ms per image alone, 59 at 4, 73 at 16,
     197 at 64 (``benchmarks/results/forward-batch-v1/forward_backward.json``)."""
-    if batch_size is not None:
-        check_positive("batch_size", batch_size, integer=True)
-        return batch_size
-    if torch.device(device).type == "cpu":
+    if batch_size is None and torch.device(device).type == "cpu":
         return max(1, CPU_FORWARD_BATCH // n_images)
-    return accelerator
+    return forward_batch_size(batch_size, device, accelerator)
 
 
 def check_positive(name: str, value, integer: bool = False, allow_zero: bool = False) -> None:

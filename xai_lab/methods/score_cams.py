@@ -133,7 +133,9 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     with torch.no_grad(), replaced_forward(ctx.layer, ablated_layer):
         for i, start in tqdm(chunks, desc="Ablation-CAM", disable=not ctx.progress, leave=False):
             channels = torch.arange(start, min(start + batch_size, k), device=A.device)
-            state.update(calls=0, channels=channels, output=None if start == 0 else state["output"])
+            state.update(calls=0, channels=channels)
+            if start == 0:  # a new image: its layer output is computed on this pass
+                state["output"] = None
             if tail_only:
                 logits = ctx.forward(ctx.x[i:i + 1])
                 ctx.forward_images += len(channels) - 1  # every ablated copy counts as one pass
