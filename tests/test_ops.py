@@ -10,6 +10,7 @@ from xai_lab.ops import (
     check_fraction,
     check_input,
     check_positive,
+    copies_fitting,
     copies_per_pass,
     forward_batch_size,
     gaussian_blur,
@@ -105,6 +106,12 @@ def test_forward_batch_size_is_small_on_a_cpu_and_the_callers_elsewhere():
         forward_batch_size(0, "cpu", accelerator=100)
     with pytest.raises(TypeError, match="batch_size"):
         forward_batch_size(2.5, "cpu", accelerator=100)
+
+
+def test_copies_fitting_is_whole_copies_of_the_batch_and_at_least_one():
+    assert copies_fitting(64, 1) == 64
+    assert copies_fitting(64, 5) == 12  # 60 images a pass, not 64
+    assert copies_fitting(4, 16) == 1
 
 
 def test_copies_per_pass_keep_a_cpu_pass_near_the_cpu_batch():

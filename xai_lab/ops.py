@@ -145,6 +145,12 @@ def forward_batch_size(batch_size: int | None, device: torch.device | str, accel
     return CPU_FORWARD_BATCH if torch.device(device).type == "cpu" else accelerator
 
 
+def copies_fitting(images_per_pass: int, n_images: int) -> int:
+    """How many copies of a batch of ``n_images`` (masked, noisy or scaled copies) fit in a
+    forward pass of ``images_per_pass`` images: ``images_per_pass // n_images``, at least one."""
+    return max(1, images_per_pass // n_images)
+
+
 def copies_per_pass(batch_size: int | None, n_images: int, device: torch.device | str, accelerator: int) -> int:
     """How many copies of a batch of ``n_images`` (noisy, scaled or interpolated copies of the
     gradient methods) go through the model per forward and backward pass: ``batch_size`` when
@@ -153,7 +159,7 @@ def copies_per_pass(batch_size: int | None, n_images: int, device: torch.device 
     the input of EfficientNet-Lite0 on one thread costs 72 ms per image alone, 59 at 4, 73 at 16,
     197 at 64 (``benchmarks/results/forward-batch-v1/forward_backward.json``)."""
     if batch_size is None and torch.device(device).type == "cpu":
-        return max(1, CPU_FORWARD_BATCH // n_images)
+        return copies_fitting(CPU_FORWARD_BATCH, n_images)
     return forward_batch_size(batch_size, device, accelerator)
 
 

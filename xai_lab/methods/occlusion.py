@@ -8,7 +8,7 @@ from typing import Callable, Iterator
 import torch
 
 from ..context import Context, Result
-from ..ops import baseline_image, check_positive, forward_batch_size
+from ..ops import baseline_image, check_positive, copies_fitting, forward_batch_size
 from ..registry import register
 
 OUTPUTS = ("probability", "logit")
@@ -39,10 +39,10 @@ def masked_batches(ctx: Context, n_masks: int, make_masks: Callable[[torch.Tenso
 
     ``make_masks(indices)`` builds the masks (1 keeps a pixel) for those indices, so only one batch
     of masks is in memory. ``fill``: [N or 1, 3, H or 1, W or 1] in model-input units, None for 0.
-    Each forward pass holds max(1, batch_size // N) masks times the N images."""
+    Each forward pass holds ``copies_fitting(batch_size, N)`` masks times the N images."""
     check_positive("batch_size", batch_size, integer=True)
     n, x = ctx.n, ctx.x
-    for start, k in ctx.batches(n_masks, max(1, batch_size // n), desc):
+    for start, k in ctx.batches(n_masks, copies_fitting(batch_size, n), desc):
         masks = make_masks(torch.arange(start, start + k, device=x.device))
         batch = x[None] * masks[:, None]
         if fill is not None:

@@ -43,7 +43,7 @@ from collections.abc import Callable
 import torch
 
 from ..explain import explain
-from ..ops import check_positive, eval_mode
+from ..ops import check_positive, copies_fitting, eval_mode
 from ..targets import Target
 from .common import bound_target, checked_model_and_input, merged_options, repeated_target, show_progress
 
@@ -79,7 +79,7 @@ def _worst_change(classifier_or_model, x, method: str, target, noise: Callable[[
         bound = bound_target(target, model(x), classifier)
     clean = explain(classifier_or_model, x, method, target=bound, seed=seed, progress=False, **options).saliency
     generator = torch.Generator().manual_seed(seed)
-    per_call = max(1, batch_size // n)
+    per_call = copies_fitting(batch_size, n)
     changes = []
     for start in trange(0, samples, per_call, desc=desc, leave=False, disable=not show_progress(progress)):
         k = min(per_call, samples - start)
