@@ -339,7 +339,8 @@ def forward_floor(b: Bench, images: int, per_pass: int, clean: bool = False) -> 
 
 def ablation_floor(b: Bench) -> Candidate:
     """One clean pass recording the layer, then per image ``K / batch_size`` passes of the part
-    after the layer on ``batch_size`` copies of its activations (Ablation-CAM with tail_only:
+    after the layer on ``batch_size`` copies of its activations, channel j zeroed in copy j (the
+    ablation is the method's own work; Ablation-CAM with tail_only:
     one image goes in, the layer's forward returns the copies without computing, the copies
     start at the layer)."""
     model, layer, bs = b.model, b.layer, b.o("batch_size")
@@ -348,8 +349,11 @@ def ablation_floor(b: Bench) -> Candidate:
     def record(module, inputs, output):
         state["A"] = output
 
-    def copies(*args, **kwargs):
-        return state["A"][state["i"]:state["i"] + 1].expand(state["k"], *state["A"].shape[1:])
+    def copies(*args, **kwargs):  # the ablation itself: k copies, channel start + j zeroed in copy j
+        i, start, k = state["i"], state["start"], state["k"]
+        ablated = state["A"][i:i + 1].expand(k, *state["A"].shape[1:]).clone()
+        ablated[torch.arange(k), torch.arange(start, start + k)] = 0
+        return ablated
 
     @torch.no_grad()
     def run():
@@ -363,7 +367,7 @@ def ablation_floor(b: Bench) -> Candidate:
         try:
             for i in range(b.n):
                 for start in range(0, channels, bs):
-                    state.update(i=i, k=min(bs, channels - start))
+                    state.update(i=i, start=start, k=min(bs, channels - start))
                     model(b.x[i:i + 1])
         finally:
             del layer.forward

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..capture import replaced_forward
+from ..capture import forward_hooks, replaced_forward
 from ..context import Context, Result, layer_activations
 from ..ops import check_positive, forward_batch_size, normalize_per_image, upsample
 from ..registry import register
@@ -86,11 +86,11 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     y_c^k is the target score (a class index: its logit; a target object: its own score) with
     channel k of the layer's output set to zero (where y_c is
     exactly 0 the weights are the drops y_c - y_c^k, unscaled, instead of NaN). The clean
-    activations A are recorded once; then the layer's output is replaced by ``batch_size`` copies
-    of it with channel k zeroed in copy k, and the rest of the network runs on them. The layer
-    itself computes once per image (its ``forward`` returns the stored output during the
-    ablation, as pytorch-grad-cam's ``AblationLayer`` does), so at ``layer="features"`` only the
-    head runs per chunk of channels.
+    activations A are recorded once, in one clean pass; then the layer's output is replaced by
+    ``batch_size`` copies of the recorded output with channel k zeroed in copy k, and the rest of
+    the network runs on them. The layer itself never computes again (its ``forward`` returns the
+    recorded output during the ablation, as pytorch-grad-cam's ``AblationLayer`` does), so at
+    ``layer="features"`` only the head runs per chunk of channels.
     ``tail_only=True``: a single image goes in, so the modules that run before the layer do
     so once per batch of channels, on one image, and a skip connection from them broadcasts over the
     copies (for ``layer="features"`` nothing runs before it); a network that concatenates earlier
@@ -101,25 +101,24 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     from tqdm import tqdm
 
     check_positive("batch_size", batch_size, integer=True)
-    A, _, y = layer_activations(ctx)
+    clean = []
+    with forward_hooks([ctx.layer], lambda module, inputs, output: clean.append(output)):
+        A, _, y = layer_activations(ctx)
+    if len(clean) != 1:
+        raise RuntimeError(f"Layer {ctx.layer_name!r} runs more than once per forward pass; "
+                           "Ablation-CAM needs a layer that runs once")
+    if not isinstance(clean[0], torch.Tensor):
+        raise ValueError(f"Layer {ctx.layer_name!r} returns a {type(clean[0]).__name__}; Ablation-CAM needs a tensor")
     n, k = A.shape[:2]
-    compute = ctx.layer.forward
     state = {}
 
     def ablated_layer(*args, **kwargs):
-        """The layer's forward while channels are ablated: its output for the current image is
-        computed once (on the first chunk of channels) and reused; each pass returns copies of it
-        with channel j zeroed in copy j."""
+        """The layer's forward while channels are ablated: copies of its clean output for the
+        current image (recorded in the clean pass, never computed again), channel j zeroed in copy j."""
         state["calls"] += 1
         if state["calls"] > 1:
             raise RuntimeError(f"Layer {ctx.layer_name!r} runs more than once per forward pass; "
                                "Ablation-CAM needs a layer that runs once")
-        if state["output"] is None:
-            output = compute(*args, **kwargs)
-            if not isinstance(output, torch.Tensor):
-                raise ValueError(f"Layer {ctx.layer_name!r} returns a {type(output).__name__}; "
-                                 "Ablation-CAM needs a tensor")
-            state["output"] = output[:1]
         output, channels = state["output"], state["channels"]
         copies = output.expand(len(channels), *output.shape[1:]).clone()
         axis = _channel_axis(ctx, output) % copies.dim()
@@ -133,9 +132,7 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     with torch.no_grad(), replaced_forward(ctx.layer, ablated_layer):
         for i, start in tqdm(chunks, desc="Ablation-CAM", disable=not ctx.progress, leave=False):
             channels = torch.arange(start, min(start + batch_size, k), device=A.device)
-            state.update(calls=0, channels=channels)
-            if start == 0:  # a new image: its layer output is computed on this pass
-                state["output"] = None
+            state.update(calls=0, channels=channels, output=clean[0][i:i + 1])
             if tail_only:
                 logits = ctx.forward(ctx.x[i:i + 1])
                 ctx.forward_images += len(channels) - 1  # every ablated copy counts as one pass
