@@ -494,8 +494,14 @@ WHY_NOT: dict[str, str] = {
     "anchors": "ours calls alibi's own AnchorImage.explain and adds its bookkeeping, so it cannot be faster than "
                "the peer; the sampling is sequential (each round's samples depend on the precision estimated so "
                "far), so its passes cannot be merged into large batches",
-    "deep_shap": "ours calls captum's DeepLiftShap (with the rescale rule extended to ReLU6) and adds two "
-                 "no-grad forwards for the completeness gap, so it cannot be faster than captum's DeepLiftShap",
+    "deep_shap": "ours calls captum's DeepLiftShap with DeepLIFT's rescale rule extended to ReLU6: at every "
+                 "activation it keeps the input and the output and computes a ratio per element, work that the "
+                 "floor (a plain gradient of the batch and its baselines) and the peer (captum passes the plain "
+                 "gradient through ReLU6, which it does not list, so its attributions are not complete on this "
+                 "model) do not do; ours also adds two no-grad forwards for the completeness gap",
+    "lrp": "LRP's rules are not the gradient: under epsilon-plus-flat every convolution but the first (z-plus) "
+           "and the first (flat) evaluates its layer again with modified weights in the backward pass, and each "
+           "batch norm is folded into copies of the weights; the floor, a plain gradient, does none of this",
     "random": "the floor is a few microseconds of arithmetic; explain()'s fixed per-call work (checks, context, "
               "seeded generator, copy to CPU) is of the same order, so the ratio measures that fixed cost",
     "sobel": "the floor is two 3x3 convolutions of one channel; explain()'s fixed per-call work (checks, context, "
