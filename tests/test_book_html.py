@@ -74,3 +74,15 @@ def test_the_api_reference_documents_every_method_and_the_entry_point():
     for name in xai_lab.methods():
         fn = method_spec(name).fn
         assert f'id="{fn.__module__}.{fn.__name__}"' in html, f"method {name} is not in the API reference"
+
+
+@pytest.mark.parametrize("page", [p for p in toc_pages() if p not in NOT_CHAPTERS])
+def test_every_chapter_offers_its_notebook_for_download(page):
+    """The download menu links the executed notebook beside the .md source (book/_ext/notebook_links.py)."""
+    html, _ = _parse(page)
+    text = html.read_text(encoding="utf-8")
+    for suffix in (".ipynb", ".md"):
+        assert f'_sources/{page}{suffix}"' in text, f"{page} offers no {suffix} download"
+    notebook = require_build() / "_sources" / f"{page}.ipynb"
+    assert notebook.is_file(), f"{page}: {notebook} is missing"
+    assert '"outputs"' in notebook.read_text(encoding="utf-8"), f"{page}: {notebook} has no outputs"
