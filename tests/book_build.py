@@ -1,6 +1,8 @@
-"""Where the built book is, and which pages it must have (shared by the HTML and browser tests)."""
+"""Where the built book is, which pages it must have (shared by the HTML and browser tests), and
+the book's own Sphinx extensions as modules."""
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
 from pathlib import Path
@@ -11,6 +13,14 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = Path(os.environ.get("XAI_LAB_BOOK_HTML", ROOT / "_build" / "html"))  # override to check another build
 #: Pages that are not chapters (no figure required).
 NOT_CHAPTERS = {"book/intro", "book/references", "book/glossary", "book/syllabus", "book/api"}
+
+
+def book_extension(name: str):
+    """``book/_ext/<name>.py`` loaded as a module (the folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "_ext" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def toc_pages() -> list[str]:

@@ -27,7 +27,6 @@ Every {numref} names a figure of the book. The captions obey the prose rule on n
 from __future__ import annotations
 
 import ast
-import importlib.util
 import inspect
 import re
 from functools import cache
@@ -39,10 +38,10 @@ from myst_nb.core.read import read_myst_markdown_notebook
 
 from xai_lab import plot
 
+from .book_build import book_extension
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("student_edition", ROOT / "book" / "_ext" / "student_edition.py")
-student_edition = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(student_edition)
+student_edition = book_extension("student_edition")
 
 NUMREF = re.compile(r"\{numref\}`([^`]*)`")
 FIGURE_DIRECTIVE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?:figure|glue:figure)\}[^\n]*\n(?P<body>.*?)^(?P=fence)[ \t]*$",

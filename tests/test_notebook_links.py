@@ -1,7 +1,6 @@
 """book/_ext/notebook_links.py: a chapter page offers its notebook (.ipynb) and, where the
 publisher names the repository, a Binder launch button for that chapter; otherwise no button
 links a repository (jupyter-book's default repository is its own)."""
-import importlib.util
 import os
 import re
 import shutil
@@ -11,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from .book_build import book_extension
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _extension():
-    spec = importlib.util.spec_from_file_location("notebook_links", ROOT / "book" / "_ext" / "notebook_links.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return book_extension("notebook_links")
 
 
 def test_no_repository_means_no_repository_or_launch_button():

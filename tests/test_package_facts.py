@@ -6,14 +6,13 @@ from pathlib import Path
 
 from xai_lab import data, stats
 
+from .book_build import book_extension
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _extension():
-    spec = importlib.util.spec_from_file_location("package_facts", ROOT / "book" / "_ext" / "package_facts.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return book_extension("package_facts")
 
 
 def test_the_facts_are_read_from_their_homes():

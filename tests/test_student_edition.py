@@ -1,5 +1,4 @@
 """The student edition strips exactly the exercise solutions from every chapter."""
-import importlib.util
 import re
 import subprocess
 import sys
@@ -7,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from .book_build import book_extension
+
 ROOT = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("student_edition", ROOT / "book" / "_ext" / "student_edition.py")
-student_edition = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(student_edition)
+student_edition = book_extension("student_edition")
 
 CHAPTERS = sorted(p for p in (ROOT / "book").glob("*.md") if "## Exercises" in p.read_text(encoding="utf-8"))
 TOC_PAGES = re.findall(r"(?:root|file):\s*([^\s#]+)", (ROOT / "_toc.yml").read_text(encoding="utf-8"))
