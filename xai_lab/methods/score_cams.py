@@ -104,9 +104,9 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
     clean = []
     with forward_hooks([ctx.layer], lambda module, inputs, output: clean.append(output)):
         A, _, y = layer_activations(ctx)
+    runs_twice = f"Layer {ctx.layer_name!r} runs more than once per forward pass; Ablation-CAM needs a layer that runs once"
     if len(clean) != 1:
-        raise RuntimeError(f"Layer {ctx.layer_name!r} runs more than once per forward pass; "
-                           "Ablation-CAM needs a layer that runs once")
+        raise RuntimeError(runs_twice)
     if not isinstance(clean[0], torch.Tensor):
         raise ValueError(f"Layer {ctx.layer_name!r} returns a {type(clean[0]).__name__}; Ablation-CAM needs a tensor")
     n, k = A.shape[:2]
@@ -117,8 +117,7 @@ def ablationcam(ctx: Context, batch_size: int = 32, relu: bool = True, tail_only
         current image (recorded in the clean pass, never computed again), channel j zeroed in copy j."""
         state["calls"] += 1
         if state["calls"] > 1:
-            raise RuntimeError(f"Layer {ctx.layer_name!r} runs more than once per forward pass; "
-                               "Ablation-CAM needs a layer that runs once")
+            raise RuntimeError(runs_twice)
         output, channels = state["output"], state["channels"]
         copies = output.expand(len(channels), *output.shape[1:]).clone()
         axis = _channel_axis(ctx, output) % copies.dim()
