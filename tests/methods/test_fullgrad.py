@@ -145,3 +145,26 @@ def test_bias_part_totals_sum_each_part_and_complete_the_score():
     e = xai_lab.explain(net, x, method="fullgrad", target=1)
     total = _total(e.extras["input_part"]) + sum(bias_part_totals(e.extras["bias_parts"]).values())
     assert torch.allclose(total, e.extras["score"], atol=1e-5)
+
+
+@pytest.mark.parametrize("normalize", ["layer", "channel", "none"])
+def test_psi_folds_the_rescale_into_the_channel_sum(normalize):
+    """psi rescales inside the channel sum (no rescaled copy); it equals rescale-then-sum, with a
+    constant image and a constant channel giving zeros, not NaN."""
+    from xai_lab.methods.fullgrad import _psi
+
+    maps = torch.randn(3, 5, 4, 6, generator=torch.Generator().manual_seed(0))
+    maps[1] = 2.5  # a constant image
+    maps[2, 3] = -1.0  # a constant channel
+    a = maps.abs()
+    if normalize == "layer":
+        expected = normalize_per_image(a).sum(1)
+    elif normalize == "channel":
+        expected = normalize_per_image(a.flatten(0, 1)).view_as(a).sum(1)
+    else:
+        expected = a.sum(1)
+    got = _psi(maps, normalize)
+    assert torch.isfinite(got).all()
+    assert torch.allclose(got, expected, atol=1e-6)
+    with pytest.raises(ValueError, match="normalize"):
+        _psi(maps, "pixel")

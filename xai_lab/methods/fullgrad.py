@@ -24,7 +24,7 @@ from torch import nn
 
 from ..capture import LayerRecorder
 from ..context import Context, Result
-from ..ops import normalize_per_image, upsample
+from ..ops import upsample
 from ..registry import register
 
 _CONV_OR_LINEAR = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
@@ -47,8 +47,10 @@ def activation_offset(module: nn.Module, output: torch.Tensor) -> torch.Tensor |
     clamp value the activation is locally the constant, slope 0 and offset = that value; else 0."""
     if not isinstance(module, nn.Hardtanh):
         return None
-    clamped = (output >= module.max_val) | (output <= module.min_val)
-    return torch.where(clamped, output, torch.zeros_like(output))
+    offset = torch.where(output >= module.max_val, output, 0.0)
+    if module.min_val != 0:  # an output clamped at 0 adds nothing
+        offset = torch.where(output <= module.min_val, output, offset)
+    return offset
 
 
 def _broadcast(bias: torch.Tensor, z: torch.Tensor, module: nn.Module) -> torch.Tensor:
@@ -81,15 +83,27 @@ def full_gradient(ctx: Context, activation_offsets: bool = True):
 
 def _psi(maps: torch.Tensor, normalize: str) -> torch.Tensor:
     """abs, then min-max rescale per image ("layer", the authors' code) or per channel ("channel",
-    the grad-cam library) or not at all ("none"), then the sum over channels: [N, C, h, w] -> [N, h, w]."""
-    maps = maps.abs()
-    if normalize == "layer":
-        maps = normalize_per_image(maps)
-    elif normalize == "channel":
-        maps = normalize_per_image(maps.flatten(0, 1)).view_as(maps)
-    elif normalize != "none":
+    the grad-cam library) or not at all ("none"), then the sum over channels: [N, C, h, w] -> [N, h, w].
+
+    The rescale is folded into the channel sum, sum_c (|m_c| - lo) / span = (sum_c |m_c| - C lo) / span
+    (per channel: sum_c |m_c| / span_c - sum_c lo_c / span_c), so each part is read three times
+    (abs, min and max, the sum) instead of materialising its rescaled copy; a constant map or
+    channel (span 0) adds zeros, never NaN."""
+    if normalize not in ("layer", "channel", "none"):
         raise ValueError(f"normalize must be 'layer', 'channel' or 'none', not {normalize!r}")
-    return maps.sum(dim=1)
+    maps = maps.abs()
+    if normalize == "none":
+        return maps.sum(dim=1)
+    tiny = torch.finfo(maps.dtype).tiny
+    if normalize == "layer":
+        low, high = torch.aminmax(maps.flatten(1), dim=1)  # [N]
+        span = high - low
+        inverse = torch.where(span > 0, 1 / span.clamp_min(tiny), 0.0)[:, None, None]
+        return (maps.sum(dim=1) - maps.shape[1] * low[:, None, None]) * inverse
+    low, high = torch.aminmax(maps.flatten(2), dim=2)  # [N, C]
+    span = high - low
+    inverse = torch.where(span > 0, 1 / span.clamp_min(tiny), 0.0)
+    return torch.einsum("nchw,nc->nhw", maps, inverse) - (low * inverse).sum(dim=1)[:, None, None]
 
 
 def _fullgrad_result(ctx: Context, use_feature_gradients: bool, normalize: str, activation_offsets: bool) -> Result:
@@ -106,8 +120,10 @@ def _fullgrad_result(ctx: Context, use_feature_gradients: bool, normalize: str, 
     for part_sum in by_size.values():
         saliency = saliency + upsample(part_sum, size)
     sums = {name: p.sum(dim=1) if p.dim() == 4 else p.flatten(1).sum(1) for name, p, _ in parts}
-    completeness = input_part.flatten(1).sum(1) + sum(p.flatten(1).sum(1) for _, p, _ in parts)
-    extras = {"input_part": input_part.sum(dim=1).detach(), "bias_parts": {k: v.detach() for k, v in sums.items()},
+    input_sum = input_part.sum(dim=1)
+    # the totals from the channel sums already made (a second pass over every part otherwise)
+    completeness = input_sum.flatten(1).sum(1) + sum(p.reshape(len(p), -1).sum(1) for p in sums.values())
+    extras = {"input_part": input_sum.detach(), "bias_parts": {k: v.detach() for k, v in sums.items()},
               "completeness": completeness.detach(), "score": scores}
     return Result(saliency=saliency.detach(), extras=extras)
 
