@@ -271,12 +271,15 @@ def grad_floor(b: Bench, to: tuple[str, ...], copies: int = 1, per_pass: int = 1
     """Forward + one backward of the summed target scores of ``copies`` copies of the batch,
     ``per_pass`` copies a pass, to: ``"layer"`` (the graph starts at the layer's output unless
     the input is also asked for), ``"input"``, ``"biases"`` (the output of every module with a
-    bias). ``("layer", "input")``: one backward to the layer, then one to the input (two
+    bias), ``"clamps"`` (the output of every clamping activation, ReLU6 and Hardtanh).
+    ``("layer", "input")``: one backward to the layer, then one to the input (two
     different backward rules, as Guided Grad-CAM needs)."""
     model, layer = b.model, b.layer
     xs, index = _copies(b, per_pass), b.index.repeat(per_pass, 1)
     before_frozen, after_frozen = _frozen(model)
-    biased = [m for m in model.modules() if isinstance(getattr(m, "bias", None), torch.nn.Parameter)]
+    recorded = [m for m in model.modules()
+                if ("biases" in to and isinstance(getattr(m, "bias", None), torch.nn.Parameter))
+                or ("clamps" in to and isinstance(m, torch.nn.Hardtanh))]
     state = {}
 
     def layer_hook(module, inputs, output):
@@ -292,8 +295,7 @@ def grad_floor(b: Bench, to: tuple[str, ...], copies: int = 1, per_pass: int = 1
     def before():
         before_frozen()
         state["handles"] = [layer.register_forward_hook(layer_hook)] if "layer" in to else []
-        if "biases" in to:
-            state["handles"] += [m.register_forward_hook(bias_hook) for m in biased]
+        state["handles"] += [m.register_forward_hook(bias_hook) for m in recorded]
 
     def after():
         for h in state.pop("handles"):
@@ -423,8 +425,8 @@ _LAYER = Floor("forward whose graph starts at the layer + backward to the layer"
                lambda b: grad_floor(b, ("layer",)))
 _INPUT = Floor("forward + backward to the input", lambda b: grad_floor(b, ("input",)))
 _FORWARD = Floor("forward without gradients", lambda b: forward_floor(b, 0, 1, clean=True))
-_FULLGRAD = Floor("forward + backward to the input and to the output of every module with a bias",
-                  lambda b: grad_floor(b, ("input", "biases")))
+_FULLGRAD = Floor("forward + backward to the input and to the output of every module with a bias and of every "
+                  "clamping activation (ReLU6: its implicit bias)", lambda b: grad_floor(b, ("input", "biases", "clamps")))
 
 
 def _n_copies(steps: str, kind: tuple[str, ...]) -> Callable[[Bench], Candidate]:
@@ -499,6 +501,14 @@ WHY_NOT: dict[str, str] = {
                  "floor (a plain gradient of the batch and its baselines) and the peer (captum passes the plain "
                  "gradient through ReLU6, which it does not list, so its attributions are not complete on this "
                  "model) do not do; ours also adds two no-grad forwards for the completeness gap",
+    "fullgrad": "the map is made of every bias part of the network: for each batch norm and each ReLU6 the "
+                "gradient at its output times its bias, then that part's absolute value, its minimum and maximum per "
+                "image and its channel sum, elementwise passes over every activation of the network (with the "
+                "signed channel sums kept for the completeness check); the floor, forward + backward to the same "
+                "outputs, stops before them. The peer does the same and resizes every channel with cv2",
+    "simple_fullgrad": "as fullgrad: the map rescales and sums the gradient at every batch norm and ReLU6 output "
+                       "(and the bias parts are kept for the completeness check), elementwise passes over every "
+                       "activation of the network that the floor, forward + backward to the same outputs, does not do",
     "lrp": "LRP's rules are not the gradient: under epsilon-plus-flat every convolution but the first (z-plus) "
            "and the first (flat) evaluates its layer again with modified weights in the backward pass, and each "
            "batch norm is folded into copies of the weights; the floor, a plain gradient, does none of this",
