@@ -94,15 +94,12 @@ def _psi(maps: torch.Tensor, normalize: str) -> torch.Tensor:
     maps = maps.abs()
     if normalize == "none":
         return maps.sum(dim=1)
-    tiny = torch.finfo(maps.dtype).tiny
-    if normalize == "layer":
-        low, high = torch.aminmax(maps.flatten(1), dim=1)  # [N]
-        span = high - low
-        inverse = torch.where(span > 0, 1 / span.clamp_min(tiny), 0.0)[:, None, None]
-        return (maps.sum(dim=1) - maps.shape[1] * low[:, None, None]) * inverse
-    low, high = torch.aminmax(maps.flatten(2), dim=2)  # [N, C]
+    per = 1 if normalize == "layer" else 2  # the range of each image [N] or of each channel [N, C]
+    low, high = torch.aminmax(maps.flatten(per), dim=per)
     span = high - low
-    inverse = torch.where(span > 0, 1 / span.clamp_min(tiny), 0.0)
+    inverse = torch.where(span > 0, 1 / span.clamp_min(torch.finfo(maps.dtype).tiny), 0.0)
+    if normalize == "layer":
+        return (maps.sum(dim=1) - maps.shape[1] * low[:, None, None]) * inverse[:, None, None]
     return torch.einsum("nchw,nc->nhw", maps, inverse) - (low * inverse).sum(dim=1)[:, None, None]
 
 
@@ -122,7 +119,7 @@ def _fullgrad_result(ctx: Context, use_feature_gradients: bool, normalize: str, 
     sums = {name: p.sum(dim=1) if p.dim() == 4 else p.flatten(1).sum(1) for name, p, _ in parts}
     input_sum = input_part.sum(dim=1)
     # the totals from the channel sums already made (a second pass over every part otherwise)
-    completeness = input_sum.flatten(1).sum(1) + sum(p.reshape(len(p), -1).sum(1) for p in sums.values())
+    completeness = input_sum.flatten(1).sum(1) + sum(bias_part_totals(sums).values())
     extras = {"input_part": input_sum.detach(), "bias_parts": {k: v.detach() for k, v in sums.items()},
               "completeness": completeness.detach(), "score": scores}
     return Result(saliency=saliency.detach(), extras=extras)
