@@ -289,13 +289,13 @@ def grad_floor(b: Bench, to: tuple[str, ...], copies: int = 1, per_pass: int = 1
         state["A"] = output.detach().requires_grad_(True)
         return state["A"]
 
-    def bias_hook(module, inputs, output):
-        state["biases"].append(output)
+    def record_hook(module, inputs, output):
+        state["recorded"].append(output)
 
     def before():
         before_frozen()
         state["handles"] = [layer.register_forward_hook(layer_hook)] if "layer" in to else []
-        state["handles"] += [m.register_forward_hook(bias_hook) for m in recorded]
+        state["handles"] += [m.register_forward_hook(record_hook) for m in recorded]
 
     def after():
         for h in state.pop("handles"):
@@ -307,14 +307,14 @@ def grad_floor(b: Bench, to: tuple[str, ...], copies: int = 1, per_pass: int = 1
         for start in range(0, copies, per_pass):
             k = min(per_pass, copies - start) * b.n
             inputs = xs[:k].detach().requires_grad_("input" in to)
-            state["biases"] = []
+            state["recorded"] = []
             score = model(inputs).gather(1, index[:k]).sum()
             if to == ("layer", "input"):
                 torch.autograd.grad(score, state["A"], retain_graph=True)
                 torch.autograd.grad(score, inputs)
             else:
                 wanted = ([state["A"]] if "layer" in to else []) + ([inputs] if "input" in to else []) \
-                    + state["biases"]
+                    + state["recorded"]
                 torch.autograd.grad(score, wanted)
 
     return Candidate(run, before, after)
