@@ -15,9 +15,10 @@ HTML = Path(os.environ.get("XAI_LAB_BOOK_HTML", ROOT / "_build" / "html"))  # ov
 NOT_CHAPTERS = {"book/intro", "book/references", "book/glossary", "book/syllabus", "book/api"}
 
 
-def book_extension(name: str):
-    """``book/_ext/<name>.py`` loaded as a module (the folder is not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "book" / "_ext" / f"{name}.py")
+def book_extension(name: str, root: Path = ROOT):
+    """``<root>/book/_ext/<name>.py`` loaded as a module (the folder is not a package); ``root``
+    another copy of the book's sources."""
+    spec = importlib.util.spec_from_file_location(name, root / "book" / "_ext" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
